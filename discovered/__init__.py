@@ -1,0 +1,1 @@
+"""Exported optimizers, one generated module each (``discovered/NAME.py``)."""

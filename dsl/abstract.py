@@ -1,0 +1,390 @@
+"""Abstract execution: is a program valid, and which programs are the same?
+
+All of it is cheap Python, no JAX tracing, so thousands of mutants a second can
+be screened before any training:
+
+- :func:`check` infers the shape and dtype of every variable and state for a
+  parameter leaf of a given shape, or raises :class:`~dsl.errors.ProgramError`;
+- :func:`structural_hash` identifies how the update is computed from the inputs,
+  ignoring names, statement order, dead code and argument order of commutative
+  functions;
+- :func:`fingerprint` identifies what the program computes: a few NumPy steps on
+  fixed random inputs, rounded and hashed, so ``m / sqrt(m * m)`` and ``sign(m)``
+  share one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dsl import ops
+from dsl.errors import ProgramError
+from dsl.graph import liveness
+from dsl.program import INPUTS, Program
+from dsl.walk import Plan, initial_env, walk
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Abstract:
+    """The abstract value of a variable: its shape and dtype."""
+
+    shape: Shape
+    dtype: str
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What :func:`check` infers for one leaf shape.
+
+    ``statements[i]`` is the value statement ``i`` assigns, ``variables`` the last
+    value of each name, ``states`` each state's shape and dtype (what an
+    optimizer's ``init`` allocates) and ``update`` the update's.
+    """
+
+    statements: tuple[Abstract, ...]
+    variables: dict[str, Abstract]
+    states: dict[str, Abstract]
+    update: Abstract
+
+
+# Abstract values while walking: a shape (None while not yet known, which
+# broadcasts like a scalar), and separately a dtype with a weak flag. Weak values
+# (constants, lr, t) do not widen a dtype, as in JAX: a bfloat16 gradient times
+# 0.9 stays bfloat16. float32 leaves (the common case) skip the dtype walk.
+_STATE_DTYPE = "float32"
+_SCALAR_ARGS = {name: op.scalar_args for name, op in ops.OPS.items()}
+_Dtype = tuple[str, bool]
+
+
+def _shape_semantics(min_dim: int, sink: list[Shape | None] | None = None):
+    """``apply`` for shapes; records each result in ``sink`` if given."""
+
+    def apply(op: ops.Op, args: list[Shape | None]) -> Shape | None:
+        for j in _SCALAR_ARGS[op.name]:
+            if args[j]:
+                raise ops.ShapeError(f"argument {j + 1} must be a scalar, got shape {args[j]}")
+        out = op.shape(*args, min_dim=min_dim) if op.factored else op.shape(*args)
+        if sink is not None:
+            sink.append(out)
+        return out
+
+    return apply
+
+
+def _shape_const(value: float) -> Shape:
+    return ()
+
+
+def _dtype_semantics(sink: list[_Dtype]):
+    def apply(op: ops.Op, args: list[_Dtype]) -> _Dtype:
+        dtype = None
+        for d, weak in args:
+            if not weak:
+                dtype = d if dtype in (None, d) else "float32"
+        out = (dtype or "float32", dtype is None)
+        sink.append(out)
+        return out
+
+    return apply
+
+
+def _dtype_const(value: float) -> _Dtype:
+    return ("float32", True)
+
+
+def check(
+    program: Program,
+    shape: Shape,
+    dtype: str = "float32",
+    *,
+    factor_min_dim: int = ops.FACTOR_MIN_DIM,
+) -> CheckResult:
+    """Infer every shape and dtype for a parameter leaf of ``shape`` and ``dtype``.
+
+    Raises :class:`ProgramError` naming the statement, the function and the reason
+    for an unknown function or variable, a wrong arity, a shape mismatch, a
+    variable used before assignment, a state whose shape changes from one step
+    to the next, an update not shaped like the parameter, or an update that does
+    not depend on ``g``. Results are cached on the program.
+
+    >>> from dsl import library
+    >>> r = check(library.get("adafactor"), (256, 128))
+    >>> r.states["v_row"].shape, r.states["v_col"].shape
+    ((128,), (256,))
+    """
+    shape = tuple(int(d) for d in shape)
+    return program.derived(
+        ("check", shape, dtype, factor_min_dim),
+        lambda: _check(program, shape, dtype, factor_min_dim),
+    )
+
+
+def _check(program: Program, shape: Shape, dtype: str, min_dim: int) -> CheckResult:
+    plan = Plan.of(program)
+    inputs: dict[str, Shape] = {"w": shape, "g": shape, "lr": (), "t": ()}
+
+    def run(state_shapes: dict[str, Shape | None], sink: list[Shape | None]):
+        values = [state_shapes[s.name] for s in program.states]
+        env = initial_env(program, inputs, values)
+        return env, walk(plan, env, _shape_const, _shape_semantics(min_dim, sink))
+
+    # Zero-initialised states start with unknown shapes (they broadcast like
+    # scalars) and take the shape they are returned with, until nothing changes;
+    # a state that only ever meets scalars is a scalar. The last walk, with every
+    # state's shape known, is the one reported.
+    guess = {s.name: (shape if s.init == "w" else None) for s in program.states}
+    for _ in range(len(program.states) + 1):
+        assigned: list[Shape | None] = []
+        env, outs = run(guess, assigned)
+        new = {
+            s.name: guess[s.name] if out is None else out
+            for s, out in zip(program.states, outs[1:], strict=True)
+        }
+        if new == guess and None not in new.values():
+            break
+        guess = new
+    else:
+        guess = {name: (() if s is None else s) for name, s in guess.items()}
+        assigned = []
+        env, outs = run(guess, assigned)
+    for s, out, returned in zip(program.states, outs[1:], program.outputs[1:], strict=True):
+        if out != guess[s.name]:
+            raise ProgramError(
+                f"state {s.name!r} changes shape from one step to the next: it starts as "
+                f"{guess[s.name]} and the return gives {returned!r} of shape {out}"
+            )
+    if outs[0] != shape:
+        raise ProgramError(
+            f"the update {program.outputs[0]!r} has shape {outs[0]}, but the parameter "
+            f"has shape {shape}"
+        )
+    if "g" not in liveness(program).inputs:
+        raise ProgramError(f"the update {program.outputs[0]!r} does not depend on the gradient g")
+
+    dtypes = _dtypes(program, plan, dtype)
+    names = [st.target for st in program.statements]
+    variables = {k: Abstract(v, dtypes.get(k, "float32")) for k, v in env.items()}
+    for name in program.state_names:
+        if name not in names:
+            del variables[name]
+    return CheckResult(
+        statements=tuple(
+            Abstract(v, dtypes[i]) for i, v in enumerate(assigned)  # type: ignore[arg-type]
+        ),
+        variables=variables,
+        states={name: Abstract(guess[name], _STATE_DTYPE) for name in program.state_names},
+        update=variables.get(program.outputs[0]) or Abstract(shape, dtypes.get("w", dtype)),
+    )
+
+
+def _dtypes(program: Program, plan: Plan, dtype: str) -> dict:
+    """Dtype per statement index and per final variable name."""
+    if dtype == "float32":
+        return _ALL_FLOAT32
+    strong, weak = (dtype, False), ("float32", True)
+    inputs = {"w": strong, "g": strong, "lr": weak, "t": weak}
+    env = initial_env(program, inputs, [(_STATE_DTYPE, False)] * len(program.states))
+    sink: list[_Dtype] = []
+    walk(plan, env, _dtype_const, _dtype_semantics(sink))
+    out: dict = {i: d for i, (d, _) in enumerate(sink)}
+    out.update({k: d for k, (d, _) in env.items()})
+    return out
+
+
+class _Float32(dict):
+    def __missing__(self, key: object) -> str:
+        return "float32"
+
+
+_ALL_FLOAT32 = _Float32()
+
+
+# --- structural hash -------------------------------------------------------------
+
+
+# Nodes are hashed with Python's hash of tuples of ints and floats, which is
+# deterministic across processes (no string hashing, so PYTHONHASHSEED does not
+# matter) and far cheaper than a cryptographic hash per node; only the final
+# value goes through blake2b.
+_OP_CODES = {name: k for k, name in enumerate(sorted(ops.OPS))}
+_INPUT_CODES = {name: -1 - k for k, name in enumerate(INPUTS)}
+_INIT_CODES = {"zeros": -10, "w": -11}
+_CONST = -20
+
+
+def _hash_apply(op: ops.Op, args: list[int]) -> int:
+    code = _OP_CODES[op.name]
+    if op.commutative:
+        return hash((code, *sorted(args)))
+    return hash((code, *args))
+
+
+def _hash_const(value: float) -> int:
+    return hash((_CONST, float(value)))
+
+
+def structural_hash(program: Program) -> str:
+    """A hash of how the update is computed from the inputs, across steps.
+
+    Equal for programs that differ only in variable names, the order of
+    independent statements, dead statements and states, or the argument order of
+    commutative functions. States are identified by how they start and by their
+    recurrence, unrolled once per live state (as in Weisfeiler-Lehman refinement),
+    never by name or position.
+    """
+    return program.derived("structural_hash", lambda: _structural_hash(program))
+
+
+def _live_plan(program: Program) -> Plan:
+    """The plan of the live statements, returning the update and the live states."""
+
+    def build() -> Plan:
+        live = liveness(program)
+        outputs = (0,) + tuple(k + 1 for k in sorted(live.states))
+        return Plan(program, live.statements, outputs)
+
+    return program.derived("live_plan", build)
+
+
+def _structural_hash(program: Program) -> str:
+    live = liveness(program)
+    plan = _live_plan(program)
+    init = [hash((_INIT_CODES[s.init],)) for s in program.states]
+    labels = list(init)
+    inputs = {name: hash((code,)) for name, code in _INPUT_CODES.items()}
+    update = 0
+    for _ in range(len(live.states) + 1):
+        env = initial_env(program, inputs, labels)
+        outs = walk(plan, env, _hash_const, _hash_apply)
+        update = outs[0]
+        returned = dict(zip(sorted(live.states), outs[1:], strict=True))
+        labels = [
+            hash((init[k], returned[k])) if k in returned else init[k]
+            for k in range(len(program.states))
+        ]
+    return hashlib.blake2b(update.to_bytes(8, "little", signed=True), digest_size=12).hexdigest()
+
+
+# --- fingerprint -----------------------------------------------------------------
+
+#: Steps fed to the program: the first two, and one divisible by 1..8 so that
+#: periodic logic (``mod(t, k) == 0``) shows.
+FINGERPRINT_STEPS = (1.0, 2.0, 840.0)
+#: Leaf shapes: a scalar and a vector always; a small matrix, factored with a
+#: threshold of 2, for programs that use Adafactor's ops (only they see rank).
+FINGERPRINT_SHAPES: tuple[Shape, ...] = ((), (7,))
+FACTORED_SHAPE: Shape = (5, 3)
+FINGERPRINT_MIN_DIM = 2
+_MANTISSA_BITS = 24
+_INPUTS_CACHE: dict[Shape, tuple[np.ndarray, list[np.ndarray], list[float]]] = {}
+
+
+def _fingerprint_inputs(shape: Shape) -> tuple[np.ndarray, list[np.ndarray], list[float]]:
+    if shape not in _INPUTS_CACHE:
+        rng = np.random.default_rng([20230213, len(shape), *shape])
+        w0 = rng.standard_normal(shape)
+        grads = [rng.standard_normal(shape) for _ in FINGERPRINT_STEPS]
+        lrs = [float(x) for x in rng.uniform(0.1, 1.0, len(FINGERPRINT_STEPS))]
+        _INPUTS_CACHE[shape] = (w0, grads, lrs)
+    return _INPUTS_CACHE[shape]
+
+
+def _np_const(value: float) -> np.float64:
+    return np.float64(value)
+
+
+def _numpy_semantics(min_dim: int):
+    def apply(op: ops.Op, args: list[Any]) -> Any:
+        if op.factored:
+            return op.fn(np, *args, min_dim=min_dim)
+        return op.fn(np, *args)
+
+    return apply
+
+
+def run_numpy(
+    program: Program,
+    w: np.ndarray,
+    grads: list[np.ndarray],
+    lrs: list[float],
+    steps: list[float],
+    *,
+    states: list[np.ndarray] | None = None,
+    factor_min_dim: int = ops.FACTOR_MIN_DIM,
+    live_only: bool = False,
+) -> list[tuple[np.ndarray, ...]]:
+    """Run ``program`` with NumPy for ``len(grads)`` steps on one leaf.
+
+    This is the NumPy semantics behind :func:`fingerprint`. ``states`` are the
+    initial states; by default a state starts as a copy of ``w`` or as a scalar
+    zero, which broadcasts to the same values as zeros of the shape :func:`check`
+    infers (pass those to see every value at its inferred shape). Applies
+    ``w ← w − update`` between steps and returns, per step, the program's
+    outputs (the update, then the states). With ``live_only`` it skips dead
+    statements and returns the update and the live states only.
+    """
+    plan = _live_plan(program) if live_only else Plan.of(program)
+    w = np.asarray(w, dtype=np.float64)
+    if states is None:
+        states = [np.float64(0.0) if s.init == "zeros" else w.copy() for s in program.states]
+    states = list(states)
+    apply = _numpy_semantics(factor_min_dim)
+    plan_states = sorted(liveness(program).states) if live_only else range(len(states))
+    history = []
+    with np.errstate(all="ignore"):
+        for g, lr, t in zip(grads, lrs, steps, strict=True):
+            inputs = {"w": w, "g": g, "lr": np.float64(lr), "t": np.float64(t)}
+            outs = walk(plan, initial_env(program, inputs, states), _np_const, apply)
+            history.append(outs)
+            for k, value in zip(plan_states, outs[1:], strict=True):
+                states[k] = value
+            w = w - outs[0]
+    return history
+
+
+def _quantize(x: Any) -> bytes:
+    x = np.asarray(x, dtype=np.float64)
+    mantissa, exponent = np.frexp(x)
+    q = np.round(mantissa * (1 << _MANTISSA_BITS))
+    finite = np.isfinite(x)
+    if not finite.all():
+        # NaN and ±Inf get codes of their own, stable from run to run.
+        code = np.where(np.isnan(x), 3.0, np.where(x > 0, 1.0, 2.0))
+        q = np.where(finite, q, code)
+        exponent = np.where(finite, exponent, 1 << 20)
+    return q.astype(np.int64).tobytes() + exponent.astype(np.int64).tobytes()
+
+
+def fingerprint(program: Program) -> str:
+    """A hash of the updates the program produces on fixed random inputs.
+
+    Programs that compute the same function share it (``x * 2`` and ``x + x``;
+    ``m / sqrt(m * m)`` and ``sign(m)``). Runs the live statements for
+    :data:`FINGERPRINT_STEPS` steps in float64 on each of
+    :data:`FINGERPRINT_SHAPES`, rounds each update to 24 significant bits and
+    hashes them; NaN and Inf have stable codes of their own. The program must
+    pass :func:`check`. Cached on the program.
+    """
+    return program.derived("fingerprint", lambda: _fingerprint(program))
+
+
+def _fingerprint(program: Program) -> str:
+    shapes = FINGERPRINT_SHAPES
+    live = liveness(program).statements
+    if any(ops.OPS[program.statements[i].op].factored for i in live):
+        shapes = shapes + (FACTORED_SHAPE,)
+    updates = []
+    for shape in shapes:
+        w0, grads, lrs = _fingerprint_inputs(shape)
+        history = run_numpy(
+            program, w0, grads, lrs, list(FINGERPRINT_STEPS),
+            factor_min_dim=FINGERPRINT_MIN_DIM, live_only=True,
+        )
+        updates += [np.broadcast_to(outs[0], shape).ravel() for outs in history]
+    return hashlib.blake2b(_quantize(np.concatenate(updates)), digest_size=12).hexdigest()

@@ -1,0 +1,306 @@
+"""The function set: every function a program may call, each defined once.
+
+One :class:`Op` per function holds its name, arity, argument kinds, shape rule,
+array implementation and printed form. Printing, abstract execution, the NumPy
+and JAX interpreters and code generation all read this table, so adding a
+function is one edit here.
+
+The implementation of each op is written once against an array namespace
+``xp`` (``numpy`` or ``jax.numpy``), so the NumPy semantics (fingerprints) and
+the JAX semantics (training) cannot drift apart.
+
+Programs run per parameter leaf: ``w`` and ``g`` have the leaf's shape, ``lr``
+and ``t`` are scalars. Every value is a float array; comparisons give 1.0 or 0.0.
+
+Numeric domains (the one place they are decided):
+
+- ``log``, ``log2``, ``log10``, ``log1p`` and ``sqrt`` take ``|x|`` first, as in the
+  Lion search, so they are defined for every input (``log(0)`` is ``-inf``).
+- ``arcsin``, ``arccos``, ``arctanh`` (|x| <= 1), ``arccosh`` (x >= 1) and ``power``
+  (a negative base with a non-integer exponent) give NaN outside their domain,
+  like NumPy. A NaN makes a candidate fail; it never raises.
+- ``/`` and ``reciprocal`` give ``±inf`` for a zero divisor (NaN for 0/0).
+- ``clip(x, c)`` clips to ``[-|c|, |c|]``.
+- ``norm(x)`` is ``x / ||x||`` (unit L2 norm over the leaf, shape kept; zero stays
+  zero); ``global_norm(x)`` is the scalar ``||x||``. Norms, ``dot``,
+  ``cosine_sim``, ``mean`` and ``rms`` reduce over the whole leaf (a program sees
+  one leaf at a time, so "global" means the leaf).
+- ``cosine_sim`` is 0 when either argument is all zero.
+- ``invert(x)`` is ``1 - x`` (``reciprocal`` already covers ``1 / x``).
+- ``mod`` is the floored modulo of NumPy (``mod(t, k) == 0`` every k steps).
+- ``where(c, a, b)`` takes ``a`` where ``c != 0``.
+- ``factor_row``/``factor_col``/``unfactor`` follow Adafactor's factored second
+  moment as ``optax.adafactor`` does: a leaf is factored when it has rank >= 2 and
+  its second-largest dimension is at least :data:`FACTOR_MIN_DIM`; then
+  ``factor_row`` means over the largest axis and ``factor_col`` over the
+  second-largest, and ``unfactor(r, c, x) = r ⊗ c / mean(r)`` (shaped like ``x``).
+  An unfactored leaf keeps its full statistic: ``factor_row(x) = x``,
+  ``factor_col(x) = mean(x)`` and ``unfactor(r, c, x) = r``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+Shape = tuple[int, ...]
+ArgKind = Literal["any", "scalar"]
+
+#: Adafactor's threshold: a leaf is factored when its second-largest dimension is
+#: at least this (optax.adafactor's ``min_dim_size_to_factor`` default).
+FACTOR_MIN_DIM = 128
+
+#: Named constants a program may use as arguments.
+CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e, "eps": 1e-8}
+
+
+class ShapeError(Exception):
+    """A shape rule refused its arguments; abstract execution adds the statement."""
+
+
+@dataclass(frozen=True)
+class Op:
+    """One function of the DSL.
+
+    ``fn(xp, *args)`` computes it with the array namespace ``xp``; ``shape`` maps
+    argument shapes to the result shape (``None`` is an unknown shape, which
+    broadcasts like a scalar) or raises :class:`ShapeError`. ``infix`` is the
+    operator printed between two arguments (``+``), or ``None`` for call syntax.
+    ``factored`` ops (Adafactor's) take a keyword ``min_dim``, the factoring
+    threshold, in both ``fn`` and ``shape``; see :func:`factored_dims`.
+    """
+
+    name: str
+    arity: int
+    fn: Callable[..., Any]
+    shape: Callable[..., Shape | None]
+    doc: str
+    kinds: tuple[ArgKind, ...] = ()
+    infix: str | None = None
+    commutative: bool = False
+    reduces: bool = False
+    factored: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.kinds:
+            object.__setattr__(self, "kinds", ("any",) * self.arity)
+
+    @property
+    def scalar_args(self) -> tuple[int, ...]:
+        """Positions of the arguments that must be scalars."""
+        return tuple(j for j, kind in enumerate(self.kinds) if kind == "scalar")
+
+
+# --- shape rules ---------------------------------------------------------------
+
+
+def elementwise(*shapes: Shape | None) -> Shape | None:
+    """Arguments of one shape, or scalars: the result has the non-scalar shape."""
+    out: Shape | None = None
+    for s in shapes:
+        if not s:  # None (unknown) or () (scalar)
+            continue
+        if out is None:
+            out = s
+        elif s != out:
+            raise ShapeError(f"shapes {out} and {s} differ (only equal shapes or scalars mix)")
+    if out is None:
+        return None if any(s is None for s in shapes) else ()
+    return out
+
+
+def to_scalar(*shapes: Shape | None) -> Shape:
+    """A reduction over the leaf: the result is a scalar."""
+    elementwise(*shapes)
+    return ()
+
+
+def factored_dims(shape: Shape, min_dim: int = FACTOR_MIN_DIM) -> tuple[int, int] | None:
+    """(second-largest axis, largest axis) when Adafactor factors ``shape``, else None.
+
+    A shape is factored when it has rank >= 2 and its second-largest dimension is
+    at least ``min_dim``; ties are broken as ``np.argsort`` does, like optax.
+    Fingerprints use a small ``min_dim`` so a tiny matrix exercises the factored
+    path; training always uses :data:`FACTOR_MIN_DIM`.
+    """
+    if len(shape) < 2:
+        return None
+    order = np.argsort(shape)
+    if shape[order[-2]] < min_dim:
+        return None
+    return int(order[-2]), int(order[-1])
+
+
+def _drop(shape: Shape, axis: int) -> Shape:
+    return shape[:axis] + shape[axis + 1 :]
+
+
+def _row_shape(x: Shape | None, *, min_dim: int) -> Shape | None:
+    if x is None:
+        return None
+    dims = factored_dims(x, min_dim)
+    return x if dims is None else _drop(x, dims[1])
+
+
+def _col_shape(x: Shape | None, *, min_dim: int) -> Shape | None:
+    if x is None:
+        return None
+    dims = factored_dims(x, min_dim)
+    return () if dims is None else _drop(x, dims[0])
+
+
+def _unfactor_shape(
+    r: Shape | None, c: Shape | None, like: Shape | None, *, min_dim: int
+) -> Shape | None:
+    if like is None:
+        return None
+    want = (_row_shape(like, min_dim=min_dim), _col_shape(like, min_dim=min_dim))
+    for name, got, expected in (("row", r, want[0]), ("column", c, want[1])):
+        if got is not None and got != expected:
+            raise ShapeError(
+                f"the {name} statistic has shape {got}, but a leaf of shape {like} "
+                f"needs {expected}"
+            )
+    return like
+
+
+# --- implementations that need more than one line --------------------------------
+
+
+def _safe_div(xp: Any, a: Any, b: Any) -> Any:
+    """a / b, with 0 where b == 0 (used where a zero norm must not give NaN)."""
+    nonzero = b != 0
+    return xp.where(nonzero, a / xp.where(nonzero, b, 1.0), 0.0)
+
+
+def _l2(xp: Any, x: Any) -> Any:
+    return xp.sqrt(xp.sum(x * x))
+
+
+def _factor_row(xp: Any, x: Any, *, min_dim: int) -> Any:
+    dims = factored_dims(x.shape, min_dim)
+    return x if dims is None else xp.mean(x, axis=dims[1])
+
+
+def _factor_col(xp: Any, x: Any, *, min_dim: int) -> Any:
+    dims = factored_dims(x.shape, min_dim)
+    return xp.mean(x) if dims is None else xp.mean(x, axis=dims[0])
+
+
+def _unfactor(xp: Any, r: Any, c: Any, like: Any, *, min_dim: int) -> Any:
+    dims = factored_dims(like.shape, min_dim)
+    if dims is None:
+        return xp.broadcast_to(r, like.shape)
+    second, largest = dims
+    r = xp.broadcast_to(r, _drop(like.shape, largest))
+    c = xp.broadcast_to(c, _drop(like.shape, second))
+    return xp.expand_dims(r, largest) * xp.expand_dims(c, second) / xp.mean(r)
+
+
+def _clip_by_norm(xp: Any, x: Any, c: Any) -> Any:
+    n = _l2(xp, x)
+    return x * xp.minimum(1.0, _safe_div(xp, xp.abs(c), n) + (n == 0))
+
+
+# --- the table -------------------------------------------------------------------
+
+OPS: dict[str, Op] = {}
+
+
+def _add(name: str, arity: int, fn: Callable[..., Any], doc: str, **kw: Any) -> None:
+    kw.setdefault("shape", elementwise)
+    OPS[name] = Op(name=name, arity=arity, fn=fn, doc=doc, **kw)
+
+
+def _unary(name: str, fn: Callable[..., Any], doc: str) -> None:
+    _add(name, 1, fn, doc)
+
+
+# Primitives.
+_add("add", 2, lambda xp, a, b: a + b, "a + b", infix="+", commutative=True)
+_add("sub", 2, lambda xp, a, b: a - b, "a - b", infix="-")
+_add("mul", 2, lambda xp, a, b: a * b, "a * b", infix="*", commutative=True)
+_add("div", 2, lambda xp, a, b: a / b, "a / b", infix="/")
+_add("max", 2, lambda xp, a, b: xp.maximum(a, b), "elementwise maximum", commutative=True)
+_add("min", 2, lambda xp, a, b: xp.minimum(a, b), "elementwise minimum", commutative=True)
+
+# Unary, elementwise.
+_unary("abs", lambda xp, x: xp.abs(x), "|x|")
+_unary("cos", lambda xp, x: xp.cos(x), "cosine")
+_unary("sin", lambda xp, x: xp.sin(x), "sine")
+_unary("tan", lambda xp, x: xp.tan(x), "tangent")
+_unary("arcsin", lambda xp, x: xp.arcsin(x), "inverse sine (NaN outside [-1, 1])")
+_unary("arccos", lambda xp, x: xp.arccos(x), "inverse cosine (NaN outside [-1, 1])")
+_unary("arctan", lambda xp, x: xp.arctan(x), "inverse tangent")
+_unary("sinh", lambda xp, x: xp.sinh(x), "hyperbolic sine")
+_unary("cosh", lambda xp, x: xp.cosh(x), "hyperbolic cosine")
+_unary("tanh", lambda xp, x: xp.tanh(x), "hyperbolic tangent")
+_unary("arcsinh", lambda xp, x: xp.arcsinh(x), "inverse hyperbolic sine")
+_unary("arccosh", lambda xp, x: xp.arccosh(x), "inverse hyperbolic cosine (NaN below 1)")
+_unary("arctanh", lambda xp, x: xp.arctanh(x), "inverse hyperbolic tangent")
+_unary("exp", lambda xp, x: xp.exp(x), "e^x")
+_unary("exp2", lambda xp, x: xp.exp2(x), "2^x")
+_unary("exp10", lambda xp, x: xp.power(10.0, x), "10^x")
+_unary("expm1", lambda xp, x: xp.expm1(x), "e^x - 1")
+_unary("log", lambda xp, x: xp.log(xp.abs(x)), "log|x|")
+_unary("log10", lambda xp, x: xp.log10(xp.abs(x)), "log10|x|")
+_unary("log2", lambda xp, x: xp.log2(xp.abs(x)), "log2|x|")
+_unary("log1p", lambda xp, x: xp.log1p(xp.abs(x)), "log(1 + |x|)")
+_unary("square", lambda xp, x: x * x, "x^2")
+_unary("sqrt", lambda xp, x: xp.sqrt(xp.abs(x)), "sqrt|x|")
+_unary("cube", lambda xp, x: x * x * x, "x^3")
+_unary("cbrt", lambda xp, x: xp.cbrt(x), "cube root")
+_unary("sign", lambda xp, x: xp.sign(x), "sign: -1, 0 or 1")
+_unary("reciprocal", lambda xp, x: 1.0 / x, "1 / x")
+_unary("norm", lambda xp, x: _safe_div(xp, x, _l2(xp, x)), "x / ||x|| over the leaf")
+_unary("invert", lambda xp, x: 1.0 - x, "1 - x")
+_unary("negative", lambda xp, x: -x, "-x")
+
+# Others of the Lion search.
+_add("global_norm", 1, lambda xp, x: _l2(xp, x), "||x||, the L2 norm of the leaf", shape=to_scalar,
+     reduces=True)
+_add("interp", 3, lambda xp, x, y, a: (1.0 - a) * x + a * y, "(1 - a) * x + a * y")
+_add("dot", 2, lambda xp, x, y: xp.sum(x * y), "sum(x * y) over the leaf", shape=to_scalar,
+     commutative=True, reduces=True)
+_add("cosine_sim", 2, lambda xp, x, y: _safe_div(xp, xp.sum(x * y), _l2(xp, x) * _l2(xp, y)),
+     "dot(x, y) / (||x|| ||y||)", shape=to_scalar, commutative=True, reduces=True)
+_add("clip_by_global_norm", 2, _clip_by_norm, "x * min(1, |c| / ||x||)",
+     shape=lambda x, c: x, kinds=("any", "scalar"))
+_add("power", 2, lambda xp, b, x: xp.power(b, x), "b^x")
+_add("clip", 2, lambda xp, x, c: xp.clip(x, -xp.abs(c), xp.abs(c)), "x clipped to [-|c|, |c|]")
+
+# For the seed optimizers: step logic, reductions, factored moments.
+_add("mod", 2, lambda xp, a, b: xp.mod(a, b), "a mod b (floored)")
+_add("gt", 2, lambda xp, a, b: (a > b) * 1.0, "1 where a > b, else 0")
+_add("ge", 2, lambda xp, a, b: (a >= b) * 1.0, "1 where a >= b, else 0")
+_add("lt", 2, lambda xp, a, b: (a < b) * 1.0, "1 where a < b, else 0")
+_add("le", 2, lambda xp, a, b: (a <= b) * 1.0, "1 where a <= b, else 0")
+_add("eq", 2, lambda xp, a, b: (a == b) * 1.0, "1 where a == b, else 0", commutative=True)
+_add("where", 3, lambda xp, c, a, b: xp.where(c != 0, a, b), "a where c != 0, else b")
+_add("mean", 1, lambda xp, x: xp.mean(x), "mean of the leaf", shape=to_scalar, reduces=True)
+_add("rms", 1, lambda xp, x: xp.sqrt(xp.mean(x * x)), "root mean square of the leaf",
+     shape=to_scalar, reduces=True)
+_add("factor_row", 1, _factor_row, "Adafactor row statistic (mean over the largest axis)",
+     shape=_row_shape, reduces=True, factored=True)
+_add("factor_col", 1, _factor_col, "Adafactor column statistic (mean over the 2nd-largest axis)",
+     shape=_col_shape, reduces=True, factored=True)
+_add("unfactor", 3, _unfactor, "r ⊗ c / mean(r), shaped like the third argument",
+     shape=_unfactor_shape, reduces=True, factored=True)
+
+#: Infix operators accepted and printed between two arguments.
+INFIX: dict[str, str] = {op.infix: op.name for op in OPS.values() if op.infix}
+
+#: Names a program may not assign to: functions and named constants.
+RESERVED: frozenset[str] = frozenset(OPS) | frozenset(CONSTANTS)
+
+
+def get(name: str) -> Op:
+    """The op called ``name``; a KeyError names the unknown function."""
+    try:
+        return OPS[name]
+    except KeyError:
+        raise KeyError(f"unknown function {name!r}") from None

@@ -1,0 +1,23 @@
+# AdamW (Loshchilov & Hutter 2019), as optax.adamw: Adam's bias-corrected step
+# (epsilon outside the square root), plus decoupled weight decay, all times lr.
+b1 = 0.9
+b2 = 0.999
+epsilon = 1e-08
+weight_decay = 0.0001
+def train(w, g, lr, t, m, v):
+  m = interp(g, m, b1)
+  g2 = square(g)
+  v = interp(g2, v, b2)
+  p1 = power(b1, t)
+  c1 = invert(p1)
+  m_hat = m / c1
+  p2 = power(b2, t)
+  c2 = invert(p2)
+  v_hat = v / c2
+  root = sqrt(v_hat)
+  denom = root + epsilon
+  step = m_hat / denom
+  decay = w * weight_decay
+  step = step + decay
+  update = step * lr
+  return update, m, v

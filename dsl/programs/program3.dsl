@@ -1,0 +1,14 @@
+# The Lion search's warm start (Chen et al. 2023, Program 3): AdamW without bias
+# correction or epsilon. The search scales the schedule value lr by an evolvable
+# constant instead of sweeping the learning rate.
+def train(w, g, m, v, lr):
+  g2 = square(g)
+  m = interp(g, m, 0.9)
+  v = interp(g2, v, 0.999)
+  sqrt_v = sqrt(v)
+  update = m / sqrt_v
+  wd = w * 0.01
+  update = update + wd
+  lr = lr * 0.001
+  update = update * lr
+  return update, m, v
