@@ -135,15 +135,16 @@ def _check(program: Program, shape: Shape, dtype: str, min_dim: int) -> CheckRes
         return env, walk(plan, env, _shape_const, _shape_semantics(min_dim, sink))
 
     # Zero-initialised states start with unknown shapes (they broadcast like
-    # scalars) and take the shape they are returned with, until nothing changes;
-    # a state that only ever meets scalars is a scalar. The last walk, with every
-    # state's shape known, is the one reported.
+    # scalars) and take the shape they are first returned with, until nothing
+    # changes; a state that only ever meets scalars is a scalar. A known shape is
+    # never revised: returning another one is the error below. The last walk,
+    # with every state's shape known, is the one reported.
     guess = {s.name: (shape if s.init == "w" else None) for s in program.states}
     for _ in range(len(program.states) + 1):
         assigned: list[Shape | None] = []
         env, outs = run(guess, assigned)
         new = {
-            s.name: guess[s.name] if out is None else out
+            s.name: out if guess[s.name] is None else guess[s.name]
             for s, out in zip(program.states, outs[1:], strict=True)
         }
         if new == guess and None not in new.values():
@@ -212,10 +213,11 @@ _ALL_FLOAT32 = _Float32()
 # deterministic across processes (no string hashing, so PYTHONHASHSEED does not
 # matter) and far cheaper than a cryptographic hash per node; only the final
 # value goes through blake2b.
+# Codes are positive: in CPython hash(-1) == hash(-2).
 _OP_CODES = {name: k for k, name in enumerate(sorted(ops.OPS))}
-_INPUT_CODES = {name: -1 - k for k, name in enumerate(INPUTS)}
-_INIT_CODES = {"zeros": -10, "w": -11}
-_CONST = -20
+_INPUT_CODES = {name: 1000 + k for k, name in enumerate(INPUTS)}
+_INIT_CODES = {"zeros": 2000, "w": 2001}
+_CONST = 3000
 
 
 def _hash_apply(op: ops.Op, args: list[int]) -> int:
@@ -273,24 +275,27 @@ def _structural_hash(program: Program) -> str:
 
 # --- fingerprint -----------------------------------------------------------------
 
-#: Steps fed to the program: the first two, and one divisible by 1..8 so that
-#: periodic logic (``mod(t, k) == 0``) shows.
-FINGERPRINT_STEPS = (1.0, 2.0, 840.0)
-#: Leaf shapes: a scalar and a vector always; a small matrix, factored with a
-#: threshold of 2, for programs that use Adafactor's ops (only they see rank).
-FINGERPRINT_SHAPES: tuple[Shape, ...] = ((), (7,))
-FACTORED_SHAPE: Shape = (5, 3)
+#: The fingerprint's runs: a leaf shape and the steps ``t`` fed to it. Together
+#: the steps show every period from 1 to 8 differently (``mod(t, k) == 0``),
+#: and the first run starts at t = 1, where first-step rules act.
+FINGERPRINT_RUNS: tuple[tuple[Shape, tuple[float, ...]], ...] = (
+    ((), (1.0, 2.0, 3.0, 840.0)),
+    ((7,), (4.0, 5.0, 6.0, 7.0)),
+)
+#: For programs that use Adafactor's ops (only they see rank): a small matrix,
+#: factored with a threshold of 2.
+FACTORED_RUN: tuple[Shape, tuple[float, ...]] = ((5, 3), (1.0, 2.0, 3.0, 8.0))
 FINGERPRINT_MIN_DIM = 2
 _MANTISSA_BITS = 24
 _INPUTS_CACHE: dict[Shape, tuple[np.ndarray, list[np.ndarray], list[float]]] = {}
 
 
-def _fingerprint_inputs(shape: Shape) -> tuple[np.ndarray, list[np.ndarray], list[float]]:
+def _fingerprint_inputs(shape: Shape, n: int) -> tuple[np.ndarray, list[np.ndarray], list[float]]:
     if shape not in _INPUTS_CACHE:
         rng = np.random.default_rng([20230213, len(shape), *shape])
         w0 = rng.standard_normal(shape)
-        grads = [rng.standard_normal(shape) for _ in FINGERPRINT_STEPS]
-        lrs = [float(x) for x in rng.uniform(0.1, 1.0, len(FINGERPRINT_STEPS))]
+        grads = [rng.standard_normal(shape) for _ in range(n)]
+        lrs = [float(x) for x in rng.uniform(0.1, 1.0, n)]
         _INPUTS_CACHE[shape] = (w0, grads, lrs)
     return _INPUTS_CACHE[shape]
 
@@ -365,26 +370,26 @@ def fingerprint(program: Program) -> str:
     """A hash of the updates the program produces on fixed random inputs.
 
     Programs that compute the same function share it (``x * 2`` and ``x + x``;
-    ``m / sqrt(m * m)`` and ``sign(m)``). Runs the live statements for
-    :data:`FINGERPRINT_STEPS` steps in float64 on each of
-    :data:`FINGERPRINT_SHAPES`, rounds each update to 24 significant bits and
-    hashes them; NaN and Inf have stable codes of their own. The program must
-    pass :func:`check`. Cached on the program.
+    ``m / sqrt(m * m)`` and ``sign(m)``). Runs the live statements in float64
+    for each of :data:`FINGERPRINT_RUNS` (a leaf shape and its steps), rounds
+    each update to 24 significant bits and hashes them; NaN and Inf have stable
+    codes of their own. The program must pass :func:`check`. Cached on the
+    program.
     """
     return program.derived("fingerprint", lambda: _fingerprint(program))
 
 
 def _fingerprint(program: Program) -> str:
-    shapes = FINGERPRINT_SHAPES
+    runs = FINGERPRINT_RUNS
     live = liveness(program).statements
     if any(ops.OPS[program.statements[i].op].factored for i in live):
-        shapes = shapes + (FACTORED_SHAPE,)
+        runs = runs + (FACTORED_RUN,)
     updates = []
-    for shape in shapes:
-        w0, grads, lrs = _fingerprint_inputs(shape)
+    for shape, steps in runs:
+        w0, grads, lrs = _fingerprint_inputs(shape, len(steps))
         history = run_numpy(
-            program, w0, grads, lrs, list(FINGERPRINT_STEPS),
-            factor_min_dim=FINGERPRINT_MIN_DIM, live_only=True,
+            program, w0, grads, lrs, list(steps), factor_min_dim=FINGERPRINT_MIN_DIM,
+            live_only=True,
         )
         updates += [np.broadcast_to(outs[0], shape).ravel() for outs in history]
     return hashlib.blake2b(_quantize(np.concatenate(updates)), digest_size=12).hexdigest()

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import keyword
 import math
-from typing import Literal, NamedTuple
-
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
 

@@ -1,0 +1,287 @@
+"""Tests for dsl/abstract.py: check, structural_hash, fingerprint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dsl import Program, ProgramError, Statement, abstract, library, ops, parse
+from tests.strategies import programs
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def prog(body: str, states: str = "m") -> Program:
+    head = f"def train(w, g, lr, t{', ' + states if states else ''}):\n"
+    return parse(head + "".join(f"  {line}\n" for line in body.strip().splitlines()))
+
+
+# --- check ---------------------------------------------------------------------
+
+
+def test_check_reports_every_variable() -> None:
+    r = abstract.check(library.get("adafactor"), (256, 128))
+    assert r.variables["row"].shape == (128,)
+    assert r.variables["col"].shape == (256,)
+    assert r.variables["step_rms"].shape == ()
+    assert r.variables["v"].shape == (256, 128)
+    assert r.update == abstract.Abstract((256, 128), "float32")
+    assert len(r.statements) == len(library.get("adafactor").statements)
+    assert r.statements[0] == abstract.Abstract((256, 128), "float32")
+
+
+def test_check_dtypes_follow_weak_typing() -> None:
+    r = abstract.check(library.get("adamw"), (4, 3), "bfloat16")
+    assert r.variables["g2"].dtype == "bfloat16"  # g * g stays bfloat16
+    assert r.variables["m"].dtype == "float32"  # states are float32
+    assert r.states["v"].dtype == "float32"
+    assert r.variables["p1"].dtype == "float32"  # constants and t only
+
+
+def test_scalar_states_are_inferred() -> None:
+    p = prog("n = n + 1.0\nu = g / n\nu = u * lr\nreturn u, n", states="n")
+    assert abstract.check(p, (5, 2)).states["n"].shape == ()
+
+
+CHECK_ERRORS = [
+    # (program, leaf shape, statement index or None, fragment)
+    (prog("u = g * lr\nu = u + x\nreturn u, m"), (3,), 1, "unknown variable 'x'"),
+    (prog("u = y * lr\ny = g * 2.0\nreturn u, m"), (3,), 0, "used before assignment 'y'"),
+    (prog("r = factor_row(g)\nu = g * r\nreturn u, m"), (256, 128), 1,
+     "mul: shapes (256, 128) and (128,) differ"),
+    (prog("u = g * lr\nm = global_norm(g)\nreturn u, m", states="m=w"), (4, 4), None,
+     "state 'm' changes shape from one step to the next: it starts as (4, 4) and the return "
+     "gives 'm' of shape ()"),
+    (prog("u = global_norm(g)\nreturn u, m"), (4, 4), None,
+     "update 'u' has shape (), but the parameter has shape (4, 4)"),
+    (prog("u = w * lr\nreturn u, m"), (4,), None, "does not depend on the gradient g"),
+    (prog("u = clip_by_global_norm(g, g)\nreturn u, m"), (4,), 0,
+     "argument 2 must be a scalar, got shape (4,)"),
+    (prog("u = g * lr\nreturn u, q"), (4,), None, "unknown variable 'q' in the return"),
+]
+
+
+@pytest.mark.parametrize(("program", "shape", "index", "fragment"), CHECK_ERRORS)
+def test_check_errors_name_the_statement_and_reason(program, shape, index, fragment) -> None:
+    with pytest.raises(ProgramError) as info:
+        abstract.check(program, shape)
+    assert fragment in str(info.value)
+    assert info.value.statement == index
+    if index is not None:
+        assert program.statements[index].to_source() in str(info.value)
+
+
+def test_check_rejects_malformed_data_without_other_exceptions() -> None:
+    unknown = Program.model_construct(
+        states=(), statements=(Statement("u", "frob", ("g",)),), outputs=("u",))
+    with pytest.raises(ProgramError, match="statement 0: unknown function 'frob'"):
+        abstract.check(unknown, (3,))
+    arity = Program.model_construct(
+        states=(), statements=(Statement("u", "interp", ("g", "g")),), outputs=("u",))
+    with pytest.raises(ProgramError, match="interp takes 3 arguments, got 2"):
+        abstract.check(arity, (3,))
+
+
+def test_pydantic_validation_uses_the_same_rules() -> None:
+    with pytest.raises(ValueError, match="unknown function 'frob'"):
+        Program(statements=(Statement("u", "frob", ("g",)),), outputs=("u",))
+    with pytest.raises(ValueError, match="expected the update and one per state"):
+        Program(statements=(Statement("u", "sign", ("g",)),), outputs=("u", "u"))
+
+
+@SETTINGS
+@given(programs(), st.integers(0, 10**6))
+def test_check_never_raises_anything_but_program_error(program: Program, seed: int) -> None:
+    # Scramble arguments and targets; check must answer with ProgramError or a result.
+    rng = np.random.default_rng(seed)
+    names = ["w", "g", "lr", "t", "nope", *program.state_names, "x0", "x1"]
+    statements = []
+    for s in program.statements:
+        args = tuple(names[rng.integers(len(names))] if rng.random() < 0.3 else a for a in s.args)
+        statements.append(Statement(s.target, s.op, args))
+    scrambled = Program.model_construct(
+        states=program.states, statements=tuple(statements), outputs=program.outputs)
+    for shape in [(), (6, 5), (130, 129)]:
+        try:
+            abstract.check(scrambled, shape)
+        except ProgramError:
+            pass
+
+
+def assert_shapes_match_numpy(program: Program, shape: tuple[int, ...], min_dim: int) -> None:
+    from dsl.walk import Plan, initial_env, walk
+
+    result = abstract.check(program, shape, factor_min_dim=min_dim)
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal(shape)
+    states = [np.zeros(result.states[s.name].shape) if s.init == "zeros" else w.copy()
+              for s in program.states]
+    seen: list[tuple[int, ...]] = []
+
+    def apply(op, args):
+        out = op.fn(np, *args, **({"min_dim": min_dim} if op.factored else {}))
+        seen.append(np.shape(out))
+        return out
+
+    inputs = {"w": w, "g": rng.standard_normal(shape), "lr": np.float64(0.1), "t": np.float64(1)}
+    with np.errstate(all="ignore"):
+        outs = walk(Plan(program), initial_env(program, inputs, states), np.float64, apply)
+    assert seen == [a.shape for a in result.statements]
+    assert [np.shape(o) for o in outs[1:]] == [result.states[n].shape for n in program.state_names]
+    assert np.shape(outs[0]) == shape
+
+
+@SETTINGS
+@given(programs(shape=(6, 5)))
+def test_check_shapes_match_a_real_numpy_run(program: Program) -> None:
+    assert_shapes_match_numpy(program, (6, 5), ops.FACTOR_MIN_DIM)
+
+
+@SETTINGS
+@given(programs(shape=(130, 128)))
+def test_check_shapes_match_a_real_numpy_run_on_factored_leaves(program: Program) -> None:
+    assert_shapes_match_numpy(program, (130, 128), ops.FACTOR_MIN_DIM)
+
+
+@pytest.mark.parametrize("name", library.names())
+def test_library_shapes_match_numpy(name: str) -> None:
+    for shape in [(256, 128), (7,), ()]:
+        assert_shapes_match_numpy(library.get(name), shape, ops.FACTOR_MIN_DIM)
+
+
+# --- structural hash -------------------------------------------------------------
+
+
+def rename(program: Program, seed: int) -> Program:
+    """Every non-input name replaced by a fresh one."""
+    rng = np.random.default_rng(seed)
+    names = sorted({st.target for st in program.statements} | set(program.state_names))
+    fresh = [f"v{k}" for k in rng.permutation(len(names))]
+    table = {n: f for n, f in zip(names, fresh, strict=True) if n not in ("w", "g", "lr", "t")}
+
+    def r(a):
+        return table.get(a, a) if isinstance(a, str) else a
+
+    return Program.model_construct(
+        states=tuple(s._replace(name=table[s.name]) for s in program.states),
+        statements=tuple(Statement(r(s.target), s.op, tuple(map(r, s.args)))
+                         for s in program.statements),
+        outputs=tuple(map(r, program.outputs)),
+    )
+
+
+def reorder(program: Program, seed: int) -> Program:
+    """Swap adjacent independent statements at random, many times."""
+    rng = np.random.default_rng(seed)
+    sts = list(program.statements)
+    for _ in range(4 * len(sts)):
+        if len(sts) < 2:
+            break
+        i = int(rng.integers(len(sts) - 1))
+        a, b = sts[i], sts[i + 1]
+        if a.target != b.target and a.target not in b.args and b.target not in a.args:
+            sts[i], sts[i + 1] = b, a
+    return program.model_copy(update={"statements": tuple(sts)})
+
+
+def add_dead(program: Program, seed: int) -> Program:
+    rng = np.random.default_rng(seed)
+    sts = list(program.statements)
+    for k in range(3):
+        i = int(rng.integers(len(sts) + 1))
+        sts.insert(i, Statement(f"dead{k}", "cosh", ("g",)))
+    return program.model_copy(update={"statements": tuple(sts)})
+
+
+def swap_commutative(program: Program) -> Program:
+    sts = tuple(
+        Statement(s.target, s.op, s.args[::-1]) if ops.OPS[s.op].commutative else s
+        for s in program.statements
+    )
+    return program.model_copy(update={"statements": sts})
+
+
+@SETTINGS
+@given(programs(), st.integers(0, 10**6))
+def test_structural_hash_ignores_names_order_dead_code_and_commutation(program, seed) -> None:
+    h = abstract.structural_hash(program)
+    assert abstract.structural_hash(rename(program, seed)) == h
+    assert abstract.structural_hash(reorder(program, seed)) == h
+    assert abstract.structural_hash(add_dead(program, seed)) == h
+    assert abstract.structural_hash(swap_commutative(program)) == h
+
+
+def test_structural_hash_tells_programs_apart() -> None:
+    names = library.names()
+    hashes = {abstract.structural_hash(library.get(n)) for n in names}
+    assert len(hashes) == len(names)
+    lion = library.get("lion")
+    assert abstract.structural_hash(library.get("lion", b1=0.8)) != abstract.structural_hash(lion)
+    # sub is not commutative
+    a = prog("u = g - w\nu = u * lr\nreturn u", states="")
+    b = prog("u = w - g\nu = u * lr\nreturn u", states="")
+    assert abstract.structural_hash(a) != abstract.structural_hash(b)
+
+
+def test_structural_hash_ignores_state_names_and_dead_states() -> None:
+    a = library.get("program4")
+    b = parse(a.to_source().replace("v", "velocity"))
+    assert abstract.structural_hash(a) == abstract.structural_hash(b)
+    from dsl.graph import remove_dead
+
+    assert abstract.structural_hash(remove_dead(a)) == abstract.structural_hash(a)
+
+
+# --- fingerprint -----------------------------------------------------------------
+
+
+def test_fingerprint_identifies_equal_functions() -> None:
+    sign = prog("m = interp(g, m, 0.9)\nu = sign(m)\nu = u * lr\nreturn u, m")
+    ratio = prog(
+        "m = interp(g, m, 0.9)\nq = m * m\nr = sqrt(q)\nu = m / r\nu = u * lr\nreturn u, m"
+    )
+    assert abstract.fingerprint(sign) == abstract.fingerprint(ratio)
+    assert abstract.structural_hash(sign) != abstract.structural_hash(ratio)
+    double = prog("u = g * 2.0\nu = u * lr\nreturn u", states="")
+    twice = prog("u = g + g\nu = u * lr\nreturn u", states="")
+    assert abstract.fingerprint(double) == abstract.fingerprint(twice)
+    thrice = prog("u = g * 3.0\nu = u * lr\nreturn u", states="")
+    assert abstract.fingerprint(thrice) != abstract.fingerprint(double)
+
+
+def test_fingerprint_tells_the_library_apart() -> None:
+    names = library.names()
+    assert len({abstract.fingerprint(library.get(n)) for n in names}) == len(names)
+    # Lookahead differs from AdamW only at sync steps; the fingerprint sees them.
+    assert abstract.fingerprint(library.get("lookahead_adamw", sync_period=7.0)) != (
+        abstract.fingerprint(library.get("lookahead_adamw")))
+
+
+def test_fingerprint_is_stable_for_nan_and_inf() -> None:
+    nan = prog("z = g - g\nu = z / z\nu = u * lr\nreturn u", states="")
+    inf = prog("z = g - g\nu = g / z\nu = u * lr\nreturn u", states="")
+    nan2 = prog("z = w - w\nu = z / z\nu = u + g\nu = u * lr\nreturn u", states="")
+    assert abstract.fingerprint(nan) == abstract.fingerprint(nan2)
+    assert abstract.fingerprint(nan) != abstract.fingerprint(inf)
+    again = parse(nan.to_source())
+    assert abstract.fingerprint(again) == abstract.fingerprint(nan)
+
+
+def test_fingerprint_is_pinned() -> None:
+    # A change here changes every cache key: bump it only on purpose.
+    assert abstract.fingerprint(library.get("adamw")) == abstract.fingerprint(
+        parse(library.get("adamw").to_source()))
+    assert len(abstract.fingerprint(library.get("adamw"))) == 24
+
+
+def test_fingerprint_sees_factored_ops() -> None:
+    # Identical on every unfactored leaf (factor_row(g) = g, unfactor(r, c, g) = r),
+    # different on factored ones: only the factored run can tell them apart.
+    factored = prog("r = factor_row(g)\nc = factor_col(g)\nv = unfactor(r, c, g)\n"
+                    "u = v * lr\nreturn u", states="")
+    plain = prog("u = g * lr\nreturn u", states="")
+    for shape in [(), (7,), (256, 128)]:
+        abstract.check(factored, shape)
+    assert abstract.fingerprint(factored) != abstract.fingerprint(plain)
