@@ -243,20 +243,9 @@ def structural_hash(program: Program) -> str:
     return program.derived("structural_hash", lambda: _structural_hash(program))
 
 
-def _live_plan(program: Program) -> Plan:
-    """The plan of the live statements, returning the update and the live states."""
-
-    def build() -> Plan:
-        live = liveness(program)
-        outputs = (0,) + tuple(k + 1 for k in sorted(live.states))
-        return Plan(program, live.statements, outputs)
-
-    return program.derived("live_plan", build)
-
-
 def _structural_hash(program: Program) -> str:
     live = liveness(program)
-    plan = _live_plan(program)
+    plan = Plan.live_of(program)
     init = [hash((_INIT_CODES[s.init],)) for s in program.states]
     labels = list(init)
     inputs = {name: hash((code,)) for name, code in _INPUT_CODES.items()}
@@ -334,7 +323,7 @@ def run_numpy(
     outputs (the update, then the states). With ``live_only`` it skips dead
     statements and returns the update and the live states only.
     """
-    plan = _live_plan(program) if live_only else Plan.of(program)
+    plan = Plan.live_of(program) if live_only else Plan.of(program)
     w = np.asarray(w, dtype=np.float64)
     if states is None:
         states = [np.float64(0.0) if s.init == "zeros" else w.copy() for s in program.states]
@@ -381,9 +370,16 @@ def fingerprint(program: Program) -> str:
 
 def _fingerprint(program: Program) -> str:
     runs = FINGERPRINT_RUNS
+    marker = b""
     live = liveness(program).statements
     if any(ops.OPS[program.statements[i].op].factored for i in live):
-        runs = runs + (FACTORED_RUN,)
+        try:
+            check(program, FACTORED_RUN[0], factor_min_dim=FINGERPRINT_MIN_DIM)
+            runs = runs + (FACTORED_RUN,)
+        except ProgramError:
+            # Valid only on unfactored leaves (e.g. unfactor() fed a full moment):
+            # a fact about the function worth keeping apart.
+            marker = b"invalid when factored"
     updates = []
     for shape, steps in runs:
         w0, grads, lrs = _fingerprint_inputs(shape, len(steps))
@@ -392,4 +388,5 @@ def _fingerprint(program: Program) -> str:
             live_only=True,
         )
         updates += [np.broadcast_to(outs[0], shape).ravel() for outs in history]
-    return hashlib.blake2b(_quantize(np.concatenate(updates)), digest_size=12).hexdigest()
+    data = _quantize(np.concatenate(updates)) + marker
+    return hashlib.blake2b(data, digest_size=12).hexdigest()

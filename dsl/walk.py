@@ -14,6 +14,7 @@ from typing import Any
 
 from dsl import ops
 from dsl.errors import ProgramError
+from dsl.graph import liveness
 from dsl.program import INPUTS, Program
 
 #: A semantics: ``const(value)`` makes a constant, ``apply(op, args)`` an op's value.
@@ -63,6 +64,21 @@ class Plan:
     def of(program: Program) -> Plan:
         """The plan of every statement and output, cached on the program."""
         return program.derived("plan", lambda: Plan(program))
+
+    @staticmethod
+    def live_of(program: Program) -> Plan:
+        """The plan of the live statements, returning the update and the live states.
+
+        Dead statements cannot change the update, so executing them is wasted
+        work (and a dead NaN is harmless). Cached on the program.
+        """
+
+        def build() -> Plan:
+            live = liveness(program)
+            outputs = (0,) + tuple(k + 1 for k in sorted(live.states))
+            return Plan(program, live.statements, outputs)
+
+        return program.derived("live_plan", build)
 
 
 def initial_env(program: Program, inputs: Mapping[str, Any], states: Iterable[Any]) -> dict:

@@ -285,3 +285,13 @@ def test_fingerprint_sees_factored_ops() -> None:
     for shape in [(), (7,), (256, 128)]:
         abstract.check(factored, shape)
     assert abstract.fingerprint(factored) != abstract.fingerprint(plain)
+
+
+def test_fingerprint_of_a_program_invalid_on_factored_leaves() -> None:
+    # unfactor() fed a full-shaped statistic: valid on vectors, not on matrices.
+    p = prog("x = g * g\nv = unfactor(x, 0.5, w)\nu = g * v\nu = u * lr\nreturn u", states="")
+    abstract.check(p, (6, 5))
+    with pytest.raises(ProgramError):
+        abstract.check(p, (256, 128))
+    assert abstract.fingerprint(p) != abstract.fingerprint(
+        prog("x = g * g\nu = g * x\nu = u * lr\nreturn u", states=""))
