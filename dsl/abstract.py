@@ -312,6 +312,7 @@ def run_numpy(
     states: list[np.ndarray] | None = None,
     factor_min_dim: int = ops.FACTOR_MIN_DIM,
     live_only: bool = False,
+    dtype: Any = np.float64,
 ) -> list[tuple[np.ndarray, ...]]:
     """Run ``program`` with NumPy for ``len(grads)`` steps on one leaf.
 
@@ -321,20 +322,22 @@ def run_numpy(
     infers (pass those to see every value at its inferred shape). Applies
     ``w ← w − update`` between steps and returns, per step, the program's
     outputs (the update, then the states). With ``live_only`` it skips dead
-    statements and returns the update and the live states only.
+    statements and returns the update and the live states only. Values are
+    computed in ``dtype`` (float64 for fingerprints).
     """
     plan = Plan.live_of(program) if live_only else Plan.of(program)
-    w = np.asarray(w, dtype=np.float64)
+    w = np.asarray(w, dtype=dtype)
     if states is None:
-        states = [np.float64(0.0) if s.init == "zeros" else w.copy() for s in program.states]
+        states = [dtype(0.0) if s.init == "zeros" else w.copy() for s in program.states]
     states = list(states)
     apply = _numpy_semantics(factor_min_dim)
+    const = _np_const if dtype is np.float64 else float  # Python floats stay weak
     plan_states = sorted(liveness(program).states) if live_only else range(len(states))
     history = []
     with np.errstate(all="ignore"):
         for g, lr, t in zip(grads, lrs, steps, strict=True):
-            inputs = {"w": w, "g": g, "lr": np.float64(lr), "t": np.float64(t)}
-            outs = walk(plan, initial_env(program, inputs, states), _np_const, apply)
+            inputs = {"w": w, "g": np.asarray(g, dtype), "lr": dtype(lr), "t": dtype(t)}
+            outs = walk(plan, initial_env(program, inputs, states), const, apply)
             history.append(outs)
             for k, value in zip(plan_states, outs[1:], strict=True):
                 states[k] = value

@@ -182,22 +182,22 @@ def _l2(xp: Any, x: Any) -> Any:
 
 
 def _factor_row(xp: Any, x: Any, *, min_dim: int) -> Any:
-    dims = factored_dims(x.shape, min_dim)
+    dims = factored_dims(np.shape(x), min_dim)
     return x if dims is None else xp.mean(x, axis=dims[1])
 
 
 def _factor_col(xp: Any, x: Any, *, min_dim: int) -> Any:
-    dims = factored_dims(x.shape, min_dim)
+    dims = factored_dims(np.shape(x), min_dim)
     return xp.mean(x) if dims is None else xp.mean(x, axis=dims[0])
 
 
 def _unfactor(xp: Any, r: Any, c: Any, like: Any, *, min_dim: int) -> Any:
-    dims = factored_dims(like.shape, min_dim)
+    dims = factored_dims(np.shape(like), min_dim)
     if dims is None:
-        return xp.broadcast_to(r, like.shape)
+        return xp.broadcast_to(r, np.shape(like))
     second, largest = dims
-    r = xp.broadcast_to(r, _drop(like.shape, largest))
-    c = xp.broadcast_to(c, _drop(like.shape, second))
+    r = xp.broadcast_to(r, _drop(np.shape(like), largest))
+    c = xp.broadcast_to(c, _drop(np.shape(like), second))
     return xp.expand_dims(r, largest) * xp.expand_dims(c, second) / xp.mean(r)
 
 

@@ -150,6 +150,15 @@ class Program(BaseModel):
             cache[key] = compute()
         return cache[key]
 
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Program:
+        """A copy (with ``update`` applied and validated); derived facts are not copied."""
+        if update:
+            data = {**dict(self), **update}
+            return Program(**data)
+        copy = super().model_copy(deep=deep)
+        copy.__pydantic_private__["_derived"] = None
+        return copy
+
     def _key(self) -> tuple:
         return (self.states, self.statements, self.outputs)
 

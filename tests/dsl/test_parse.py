@@ -163,3 +163,16 @@ def test_malformed_text_is_located_and_named(text: str, line: int, column: int, 
 
 def test_malformed_table_is_large_enough() -> None:
     assert len(MALFORMED) >= 30
+
+
+def test_copies_do_not_share_derived_facts() -> None:
+    from dsl import abstract
+
+    p = library.get("momentum")
+    h = abstract.fingerprint(p)
+    st = p.statements[0]
+    q = p.model_copy(update={"statements": (st._replace(args=("m", 0.5)), *p.statements[1:])})
+    assert abstract.fingerprint(q) != h
+    assert abstract.fingerprint(p.model_copy()) == h
+    with pytest.raises(ValueError, match="unknown function"):
+        p.model_copy(update={"statements": (st._replace(op="nope"), *p.statements[1:])})
