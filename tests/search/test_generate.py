@@ -28,3 +28,13 @@ def test_random_statements_use_only_variables_in_scope() -> None:
         for a in s.args:
             assert (a in ("w", "g", "x") or a in ops.CONSTANTS) if isinstance(a, str) else True
     assert seen_ops == set(ops.OPS)  # every function is eventually drawn
+
+
+def test_search_never_imports_jax() -> None:
+    import subprocess
+    import sys
+
+    code = "import search, dsl, sys; dsl.abstract.fingerprint(dsl.library.get('lion')); " \
+           "assert 'jax' not in sys.modules, 'search/ pulled in JAX'"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
