@@ -9,7 +9,7 @@ from dsl import ProgramError, abstract, library
 REQUIRED = {
     "sgd", "momentum", "nesterov", "adam", "adamw", "program3", "rmsprop", "adagrad",
     "adabelief", "lion", "adan", "adafactor", "lookahead_adamw", "powersign", "addsign",
-    "program4",
+    "program4", "warmstart",
 }
 
 

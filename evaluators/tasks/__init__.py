@@ -1,0 +1,45 @@
+"""The registry of proxy tasks: ``family/tier`` names, e.g. ``mlp_mnist1d/A``.
+
+>>> from evaluators import tasks
+>>> tasks.get("quadratic/A").steps
+300
+>>> "cnn_digits/A" in tasks.held_out()
+True
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from evaluators.tasks import cnn_digits, mlp_mnist1d, quadratic, transformer_lm
+from evaluators.tasks.base import Data, Task
+
+FAMILIES = {
+    "mlp_mnist1d": mlp_mnist1d,
+    "transformer_lm": transformer_lm,
+    "cnn_digits": cnn_digits,
+    "quadratic": quadratic,
+}
+TIERS = ("A", "B", "C")
+
+
+def names() -> list[str]:
+    """Every task name, family by family, tiers A to C."""
+    return [f"{family}/{tier}" for family in FAMILIES for tier in TIERS]
+
+
+@cache
+def get(name: str) -> Task:
+    """The task called ``family/tier``; a ValueError lists the choices."""
+    family, _, tier = name.partition("/")
+    if family not in FAMILIES or tier not in TIERS:
+        raise ValueError(f"unknown task {name!r}; choose one of: {', '.join(names())}")
+    return FAMILIES[family].make(tier)
+
+
+def held_out() -> list[str]:
+    """Tasks kept for meta-validation: the search must never train on them."""
+    return [n for n in names() if get(n).held_out]
+
+
+__all__ = ["Data", "FAMILIES", "TIERS", "Task", "get", "held_out", "names"]

@@ -1,0 +1,54 @@
+"""A small CNN on scikit-learn's 8x8 digits (shipped with scikit-learn)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import jax
+import jax.numpy as jnp
+
+from evaluators.tasks.base import Data, Task, cross_entropy, split
+
+#: tier -> (channels, steps, batch)
+TIERS = {"A": (8, 600, 64), "B": (24, 2000, 64), "C": (64, 5000, 128)}
+
+
+@cache
+def _data() -> Data:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return split(digits.data, digits.target, n_val=400, seed=1)
+
+
+def _init(key: jax.Array, channels: int) -> dict[str, jax.Array]:
+    k1, k2 = jax.random.split(key)
+    return {
+        "conv": jax.random.normal(k1, (3, 3, 1, channels)) * jnp.sqrt(2.0 / 9),
+        "conv_b": jnp.zeros((channels,)),
+        "dense": jax.random.normal(k2, (16 * channels, 10)) * jnp.sqrt(1.0 / (16 * channels)),
+        "dense_b": jnp.zeros((10,)),
+    }
+
+
+def _logits(p: dict[str, jax.Array], x: jax.Array) -> jax.Array:
+    img = x.reshape(-1, 8, 8, 1)
+    h = jax.lax.conv_general_dilated(img, p["conv"], (1, 1), "SAME",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    h = jax.nn.relu(h + p["conv_b"])
+    h = h.reshape(-1, 4, 2, 4, 2, h.shape[-1]).mean(axis=(2, 4))  # 2x2 average pooling
+    return h.reshape(h.shape[0], -1) @ p["dense"] + p["dense_b"]
+
+
+def make(tier: str) -> Task:
+    channels, steps, batch = TIERS[tier]
+    return Task(
+        name=f"cnn_digits/{tier}", family="cnn_digits", tier=tier, steps=steps,
+        batch_size=batch,
+        init=lambda key: _init(key, channels),
+        loss=lambda p, b: cross_entropy(_logits(p, b[0]), b[1]),
+        metric=lambda p, v: cross_entropy(_logits(p, v[0]), v[1]),
+        data=_data,
+        held_out=True,
+        description=f"CNN (3x3 conv, {channels} channels, pool, dense) on sklearn digits",
+    )

@@ -1,0 +1,59 @@
+"""A noisy quadratic: the cheap family for tests (seconds, no data set).
+
+loss(θ) = ½ Σ hᵢ (θᵢ − ξᵢ)² with ξ ~ N(0, σ²) per sample and curvatures hᵢ spread
+over three decades; the metric is the noise-free loss ½ Σ hᵢ θᵢ² (lower is better).
+Parameters are a vector and a matrix, so factored and unfactored leaves appear.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from evaluators.tasks.base import Data, Task
+
+#: tier -> (vector size, matrix rows, matrix cols, steps, batch)
+TIERS = {"A": (64, 16, 8, 300, 16), "B": (256, 128, 16, 1000, 16), "C": (1024, 256, 128, 3000, 16)}
+NOISE = 0.5
+
+
+def _curvature(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    n = int(np.prod(shape))
+    return np.logspace(-2, 1, n)[np.random.default_rng(seed).permutation(n)].reshape(shape)
+
+
+@cache
+def _data(tier: str) -> Data:
+    n, r, c, _, _ = TIERS[tier]
+    rng = np.random.default_rng(7)
+    noise = (NOISE * rng.standard_normal((4096, n + r * c))).astype(np.float32)
+    return Data(train=(noise,), val=(np.zeros((1, n + r * c), np.float32),))
+
+
+def make(tier: str) -> Task:
+    n, r, c, steps, batch = TIERS[tier]
+    h_vec = jnp.asarray(_curvature((n,), 1), jnp.float32)
+    h_mat = jnp.asarray(_curvature((r, c), 2), jnp.float32)
+
+    def loss(p, b):
+        xi = b[0]
+        dv = p["vector"][None] - xi[:, :n]
+        dm = p["matrix"][None] - xi[:, n:].reshape(-1, r, c)
+        per = 0.5 * (jnp.sum(h_vec * dv**2, axis=1) + jnp.sum(h_mat * dm**2, axis=(1, 2)))
+        return jnp.mean(per)
+
+    def metric(p, v):
+        return 0.5 * (jnp.sum(h_vec * p["vector"] ** 2) + jnp.sum(h_mat * p["matrix"] ** 2))
+
+    def init(key):
+        k1, k2 = jax.random.split(key)
+        return {"vector": jax.random.normal(k1, (n,)), "matrix": jax.random.normal(k2, (r, c))}
+
+    return Task(
+        name=f"quadratic/{tier}", family="quadratic", tier=tier, steps=steps, batch_size=batch,
+        init=init, loss=loss, metric=metric, data=lambda: _data(tier),
+        description=f"noisy quadratic, {n} + {r}x{c} parameters",
+    )
