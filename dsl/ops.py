@@ -171,7 +171,7 @@ def _unfactor_shape(
 # --- implementations that need more than one line --------------------------------
 
 
-def _safe_div(xp: Any, a: Any, b: Any) -> Any:
+def safe_div(xp: Any, a: Any, b: Any) -> Any:
     """a / b, with 0 where b == 0 (used where a zero norm must not give NaN)."""
     nonzero = b != 0
     return xp.where(nonzero, a / xp.where(nonzero, b, 1.0), 0.0)
@@ -201,9 +201,13 @@ def _unfactor(xp: Any, r: Any, c: Any, like: Any, *, min_dim: int) -> Any:
     return xp.expand_dims(r, largest) * xp.expand_dims(c, second) / xp.mean(r)
 
 
+def clip_scale(xp: Any, x: Any, c: Any, n: Any) -> Any:
+    """``x * min(1, |c| / n)`` for ``n`` the norm of ``x``; ``x`` itself when ``n`` is 0."""
+    return x * xp.minimum(1.0, safe_div(xp, xp.abs(c), n) + (n == 0))
+
+
 def _clip_by_norm(xp: Any, x: Any, c: Any) -> Any:
-    n = _l2(xp, x)
-    return x * xp.minimum(1.0, _safe_div(xp, xp.abs(c), n) + (n == 0))
+    return clip_scale(xp, x, c, _l2(xp, x))
 
 
 # --- the table -------------------------------------------------------------------
@@ -256,7 +260,7 @@ _unary("cube", lambda xp, x: x * x * x, "x^3")
 _unary("cbrt", lambda xp, x: xp.cbrt(x), "cube root")
 _unary("sign", lambda xp, x: xp.sign(x), "sign: -1, 0 or 1")
 _unary("reciprocal", lambda xp, x: 1.0 / x, "1 / x")
-_unary("norm", lambda xp, x: _safe_div(xp, x, _l2(xp, x)), "x / ||x|| over the leaf")
+_unary("norm", lambda xp, x: safe_div(xp, x, _l2(xp, x)), "x / ||x|| over the leaf")
 _unary("invert", lambda xp, x: 1.0 - x, "1 - x")
 _unary("negative", lambda xp, x: -x, "-x")
 
@@ -266,7 +270,7 @@ _add("global_norm", 1, lambda xp, x: _l2(xp, x), "||x||, the L2 norm of the leaf
 _add("interp", 3, lambda xp, x, y, a: (1.0 - a) * x + a * y, "(1 - a) * x + a * y")
 _add("dot", 2, lambda xp, x, y: xp.sum(x * y), "sum(x * y) over the leaf", shape=to_scalar,
      commutative=True, reduces=True)
-_add("cosine_sim", 2, lambda xp, x, y: _safe_div(xp, xp.sum(x * y), _l2(xp, x) * _l2(xp, y)),
+_add("cosine_sim", 2, lambda xp, x, y: safe_div(xp, xp.sum(x * y), _l2(xp, x) * _l2(xp, y)),
      "dot(x, y) / (||x|| ||y||)", shape=to_scalar, commutative=True, reduces=True)
 _add("clip_by_global_norm", 2, _clip_by_norm, "x * min(1, |c| / ||x||)",
      shape=lambda x, c: x, kinds=("any", "scalar"))

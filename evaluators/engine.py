@@ -1,0 +1,325 @@
+"""The training engine: one compiled loop per task and program-length bucket.
+
+Compiling a training loop per program would spend most of a search on the
+compiler (DESIGN.md decision 5). Here the program is data (see
+:mod:`evaluators.encode`): inside ``lax.while_loop`` over training steps, a
+``fori_loop`` over the program's live statements dispatches each one with
+``lax.switch`` on a register file of flat parameter-sized vectors. Seeds run
+together under ``vmap``. Elementwise functions are the very implementations of
+``dsl/ops.py``; functions that reduce over a leaf are written here once more
+for the flat layout (per-leaf segment sums), and tests hold every one of them
+to the direct path, ``dsl.to_optax``.
+
+A seed whose loss turns NaN or Inf, or exceeds :data:`DIVERGENCE_FACTOR` times
+its initial loss, stops there and counts as diverged.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.flatten_util import ravel_pytree
+
+from dsl import ops
+from dsl.program import MAX_STATES, Program
+from evaluators.encode import (
+    CONST_BASE,
+    OP_NAMES,
+    STATE_BASE,
+    Encoded,
+    Layout,
+    consts_for,
+    n_registers,
+)
+from evaluators.tasks import Task
+
+DIVERGENCE_FACTOR = 10.0
+_COMPILES: dict[tuple[str, Any], int] = {}
+
+
+def compile_count(task: str | None = None) -> int:
+    """How many times the engine has traced a training loop (per task, or in all)."""
+    return sum(n for (name, _), n in _COMPILES.items() if task in (None, name))
+
+
+# --- the training loop shared by the engine and the direct path ------------------
+
+
+def train_loop(
+    task: Task,
+    init_state: Callable[[Any], Any],
+    step_state: Callable[[Any, Any, Any, jax.Array], tuple[Any, Any]],
+    keys: jax.Array,
+    train: tuple[jax.Array, ...],
+    val: tuple[jax.Array, ...],
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Train a batch of seeds: (validation metric, steps run, ok) per seed.
+
+    Parameters carry a leading seed axis; ``init_state`` and ``step_state`` see
+    the whole batch. The loop runs while any seed is alive and masks only the
+    parameters of stopped seeds (a ``vmap`` of the loop would select over the
+    whole carry at every step). ``ok`` is false for a seed that diverged.
+    """
+    split = jax.vmap(jax.random.split)(keys)
+    k_init, k_data = split[:, 0], split[:, 1]
+    params = jax.vmap(task.init)(k_init)
+    state = init_state(params)
+    sample = jax.vmap(task.sample, in_axes=(0, None))
+    grad = jax.vmap(jax.value_and_grad(task.loss))
+    loss0 = jax.vmap(task.loss)(params, sample(jax.vmap(jax.random.fold_in, (0, None))(k_data, 0),
+                                                train))
+    limit = DIVERGENCE_FACTOR * jnp.abs(loss0) + 1e-6
+    n = keys.shape[0]
+
+    def cond(carry):
+        step, _, _, alive, _ = carry
+        return (step < task.steps) & jnp.any(alive)
+
+    def body(carry):
+        step, params, state, alive, ran = carry
+        batch = sample(jax.vmap(jax.random.fold_in, (0, None))(k_data, step), train)
+        loss, grads = grad(params, batch)
+        ok = alive & jnp.isfinite(loss) & (loss <= limit)
+        new_params, state = step_state(params, grads, state, step)
+
+        def keep(new, old):
+            return jnp.where(ok.reshape((n,) + (1,) * (new.ndim - 1)), new, old)
+
+        params = jax.tree.map(keep, new_params, params)
+        return step + 1, params, state, ok, ran + ok.astype(jnp.int32)
+
+    zeros = jnp.zeros((n,), jnp.int32)
+    _, params, _, alive, ran = jax.lax.while_loop(
+        cond, body, (jnp.zeros((), jnp.int32), params, state, jnp.ones((n,), bool), zeros))
+    metric = jax.vmap(task.metric, in_axes=(0, None))(params, val)
+    return metric, ran, alive & jnp.isfinite(metric)
+
+
+# --- the direct path: dsl.to_optax (or any optax optimizer) in the same loop -------
+
+
+def direct_runner(task: Task, optimizer: optax.GradientTransformation):
+    """A jitted ``(keys, train, val) -> (metric, steps, ok)`` training ``optimizer``."""
+    update = jax.vmap(optimizer.update)
+
+    def step_state(params, grads, state, step):
+        updates, state = update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    def run(keys, train, val):
+        return train_loop(task, jax.vmap(optimizer.init), step_state, keys, train, val)
+
+    return jax.jit(run)
+
+
+# --- the engine's flat semantics -----------------------------------------------
+
+
+def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
+    """One function per opcode: ``f(regs, arg_registers, size, leafarg, inputs) -> value``.
+
+    ``inputs`` are the step's (w, g, lr, t), read only by the load instructions.
+
+    Values are flat vectors holding every seed's parameters end to end; each
+    reduction is a segment sum over the groups of one leaf of one seed.
+    """
+
+    def tile(ids: np.ndarray, n: int) -> tuple[jax.Array, jax.Array]:
+        """Group ids for every seed, and each group's size."""
+        tiled = np.concatenate([ids + k * n for k in range(seeds)])
+        return jnp.asarray(tiled), jnp.asarray(np.bincount(tiled, minlength=n * seeds),
+                                               jnp.float32)
+
+    leaf_id, counts = tile(layout.leaf_id, layout.n_leaves)
+    leaf_of = jnp.asarray(np.tile(layout.leaf_id, seeds))  # the leaf, whatever the seed
+    row, row_n = tile(layout.row_group, layout.n_rows)
+    col, col_n = tile(layout.col_group, layout.n_cols)
+    factored = jnp.asarray(np.tile(layout.factored, seeds))
+
+    def group_mean(x, ids, n):
+        return (jax.ops.segment_sum(x, ids, num_segments=n.shape[0]) / n)[ids]
+
+    def leaf_mean(x):  # replication is uniform, so this is the true mean
+        return group_mean(x, leaf_id, counts)
+
+    def true_sum(x, size):  # size: (n_leaves,) true element counts
+        return leaf_mean(x) * size[leaf_of]
+
+    def l2(x, size):
+        return jnp.sqrt(true_sum(x * x, size))
+
+    safe_div = functools.partial(ops.safe_div, jnp)
+    flat: dict[str, Callable[..., jax.Array]] = {
+        "global_norm": lambda a, b, c, s, q: l2(a, s[0]),
+        "dot": lambda a, b, c, s, q: true_sum(a * b, jnp.maximum(s[0], s[1])),
+        "cosine_sim": lambda a, b, c, s, q: safe_div(
+            true_sum(a * b, jnp.maximum(s[0], s[1])), l2(a, s[0]) * l2(b, s[1])),
+        "norm": lambda a, b, c, s, q: safe_div(a, l2(a, s[0])),
+        "clip_by_global_norm": lambda a, b, c, s, q: ops.clip_scale(jnp, a, b, l2(a, s[0])),
+        "mean": lambda a, b, c, s, q: leaf_mean(a),
+        "rms": lambda a, b, c, s, q: jnp.sqrt(leaf_mean(a * a)),
+        "factor_row": lambda a, b, c, s, q: jnp.where(
+            q[0][leaf_of] & factored, group_mean(a, row, row_n), a),
+        "factor_col": lambda a, b, c, s, q: jnp.where(
+            q[0][leaf_of], group_mean(a, col, col_n), leaf_mean(a)),
+        "unfactor": lambda a, b, c, s, q: jnp.where(
+            q[2][leaf_of] & factored, a * b / leaf_mean(a), a),
+    }
+
+    # Each branch reads its own arguments from the register file: reading all
+    # three before the switch costs a full pass per unused argument.
+    def elementwise(op: ops.Op):
+        def branch(regs, r, s, q, x):
+            return op.fn(jnp, *(regs[r[k]] for k in range(op.arity)))
+
+        return branch
+
+    def reducing(name: str):
+        arity = ops.OPS[name].arity
+
+        def branch(regs, r, s, q, x):
+            a, b, c = (regs[r[k]] if k < arity else None for k in range(3))
+            return flat[name](a, b, c, s, q)
+
+        return branch
+
+    pseudo = [
+        lambda regs, r, s, q, x: x[0],  # load_w
+        lambda regs, r, s, q, x: x[1],  # load_g
+        lambda regs, r, s, q, x: jnp.full_like(x[0], x[2]),  # load_lr
+        lambda regs, r, s, q, x: jnp.full_like(x[0], x[3]),  # load_t
+        lambda regs, r, s, q, x: regs[r[0]],  # move
+    ]
+    return [reducing(name) if name in flat else elementwise(ops.OPS[name])
+            for name in OP_NAMES] + pseudo
+
+
+#: Functions whose meaning involves a reduction over the leaf; the engine has a
+#: flat twin for each (the rest are used as ops.py defines them).
+FLAT_OPS = frozenset({"global_norm", "dot", "cosine_sim", "norm", "clip_by_global_norm", "mean",
+                      "rms", "factor_row", "factor_col", "unfactor"})
+
+
+def engine_runner(task: Task, layout: Layout, bucket: int):
+    """A jitted ``(encoded, keys, train, val) -> (metric, steps, ok)`` for one bucket.
+
+    The register file is (registers, seeds x elements): each statement reads
+    three rows and writes one, one kernel whatever the number of seeds.
+    """
+    n_regs, n_consts = n_registers(bucket), consts_for(bucket)
+    _, unravel = ravel_pytree(jax.tree.unflatten(
+        layout.treedef, [jnp.zeros(s) for s in layout.shapes]))
+    ravel = jax.vmap(lambda p: ravel_pytree(p)[0])
+
+    def run(enc: Encoded, keys, train, val):
+        _COMPILES[(task.name, bucket)] = _COMPILES.get((task.name, bucket), 0) + 1
+        n = keys.shape[0]
+        width = n * layout.size
+        branches = _branches(layout, n)
+
+        def init_state(params):
+            flat = ravel(params).reshape(width)
+            regs = jnp.zeros((n_regs, width), jnp.float32)
+            regs = regs.at[CONST_BASE:CONST_BASE + n_consts].set(
+                jnp.broadcast_to(enc.consts[:, None], (n_consts, width)))
+            starts = jnp.where(enc.state_init[:, None] == 1, flat[None], 0.0)
+            return regs.at[STATE_BASE:STATE_BASE + MAX_STATES].set(starts)
+
+        def instruction(i, regs, inputs):
+            out = jax.lax.switch(enc.opcode[i], branches, regs, enc.args[i], enc.size[i],
+                                 enc.leafarg[i], inputs)
+            return regs.at[enc.dest[i]].set(out)
+
+        def step_state(params, grads, regs, step):
+            flat = ravel(params).reshape(width)
+            inputs = (flat, ravel(grads).reshape(width), task.schedule(step),
+                      (step + 1).astype(jnp.float32))
+            regs = jax.lax.fori_loop(
+                0, enc.length, lambda i, r: instruction(i, r, inputs), regs)
+            update = regs[enc.update_reg]
+            return jax.vmap(unravel)((flat - update).reshape(n, layout.size)), regs
+
+        return train_loop(task, init_state, step_state, keys, train, val)
+
+    return jax.jit(run)
+
+
+_RUNNERS: dict[tuple[str, int, int], Any] = {}
+
+
+def compiled_runner(task: Task, bucket: int, n_seeds: int) -> tuple[Any, float]:
+    """The engine's compiled loop for ``task``, ``bucket`` and a number of seeds,
+    and the seconds spent compiling it now (0.0 when it was compiled before)."""
+    key = (task.name, bucket, n_seeds)
+    if key in _RUNNERS:
+        return _RUNNERS[key], 0.0
+    start = time.perf_counter()
+    layout = layout_for(task)
+    train, val = device_data(task)
+    example = encode_example(layout, bucket)
+    fn = engine_runner(task, layout, bucket)
+    compiled = fn.lower(example, seed_keys(tuple(range(n_seeds))), train, val).compile()
+    _RUNNERS[key] = compiled
+    return compiled, time.perf_counter() - start
+
+
+def encode_example(layout: Layout, bucket: int) -> Encoded:
+    """Arrays of the bucket's shapes (values irrelevant), to compile ahead of time."""
+    from evaluators.encode import n_instructions
+
+    n = n_instructions(bucket)
+    z = np.zeros
+    return Encoded(length=np.asarray(0, np.int32), opcode=z(n, np.int32),
+                   args=z((n, 3), np.int32), dest=z(n, np.int32),
+                   consts=z(consts_for(bucket), np.float32), update_reg=np.asarray(0, np.int32),
+                   state_init=z(MAX_STATES, np.int32),
+                   size=z((n, 3, layout.n_leaves), np.float32),
+                   leafarg=z((n, 3, layout.n_leaves), bool))
+
+
+@functools.cache
+def layout_for(task: Task) -> Layout:
+    return Layout.of(jax.eval_shape(task.init, jax.random.PRNGKey(0)))
+
+
+@functools.cache
+def device_data(task: Task) -> tuple[tuple[jax.Array, ...], tuple[jax.Array, ...]]:
+    """The task's arrays on the default device, loaded once per process."""
+    data = task.data()
+    return tuple(map(jnp.asarray, data.train)), tuple(map(jnp.asarray, data.val))
+
+
+def seed_keys(seeds: tuple[int, ...]) -> jax.Array:
+    return jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+
+
+def run_engine(program: Program, task: Task, seeds: tuple[int, ...]):
+    """Train ``program`` on ``task`` for each seed with the engine.
+
+    Returns numpy arrays (metric, steps run, ok) per seed, and the compile time.
+    Raises :class:`~dsl.ProgramError` for a program invalid on the task.
+    """
+    from evaluators.encode import bucket_of, encode
+
+    bucket = bucket_of(program)
+    enc = encode(program, layout_for(task), bucket)
+    run, compile_time = compiled_runner(task, bucket, len(seeds))
+    train, val = device_data(task)
+    out = run(enc, seed_keys(seeds), train, val)
+    return tuple(np.asarray(x) for x in out), compile_time
+
+
+def run_direct(program: Program, task: Task, seeds: tuple[int, ...]):
+    """The same training with ``dsl.to_optax(program)``, compiled for this program."""
+    from dsl.interpreter import to_optax
+
+    train, val = device_data(task)
+    out = direct_runner(task, to_optax(program, task.schedule))(seed_keys(seeds), train, val)
+    return tuple(np.asarray(x) for x in out)

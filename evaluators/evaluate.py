@@ -1,0 +1,100 @@
+"""``evaluate(program, task)``: train a program on a proxy task and score it.
+
+Pure and idempotent: the same program, task and seeds give the same result
+(timing fields aside). A program that is invalid on the task, or whose training
+diverges, gives a result with the failed fitness, never an exception.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from dsl import Program, ProgramError, library
+from evaluators import fitness as fit
+from evaluators import tasks
+from evaluators.engine import run_engine
+from evaluators.tasks import Task
+
+#: The program every fitness is measured against (the search's warm start).
+BASELINE = "warmstart"
+
+
+class EvalResult(BaseModel):
+    """One program on one task, over several seeds."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task: str = Field(description="Task name, e.g. 'mlp_mnist1d/A'.")
+    seeds: tuple[int, ...] = Field(description="Seeds trained, one run each.")
+    metrics: tuple[float | None, ...] = Field(
+        description="Validation metric per seed (lower is better); None where not finite.")
+    steps: tuple[int, ...] = Field(description="Steps run per seed before stopping.")
+    diverged: bool = Field(description="Some seed hit NaN/Inf or a loss blow-up.")
+    fitness: float = Field(description="log(baseline metric / metric); FAILED on failure.")
+    baseline: float | None = Field(default=None, description="The baseline's mean metric.")
+    error: str | None = Field(default=None, description="Why the program could not run.")
+    wall_time: float = Field(description="Seconds for this call, compilation included.")
+    compile_time: float = Field(description="Seconds of that spent compiling (0 if cached).")
+
+    @property
+    def failed(self) -> bool:
+        return self.fitness <= fit.FAILED
+
+
+def _task(task: str | Task) -> Task:
+    return tasks.get(task) if isinstance(task, str) else task
+
+
+@functools.cache
+def baseline_metric(task: Task, seeds: tuple[int, ...], baseline: str = BASELINE) -> float:
+    """The baseline program's mean metric on ``task`` and ``seeds`` (cached)."""
+    (metric, _, ok), _ = run_engine(library.get(baseline), task, seeds)
+    if not ok.all():
+        raise RuntimeError(f"the baseline {baseline!r} diverged on {task.name} with {seeds}")
+    return float(np.mean(metric))
+
+
+def evaluate(
+    program: Program, task: str | Task, seeds: tuple[int, ...] = (0, 1),
+    *, baseline: str = BASELINE,
+) -> EvalResult:
+    """Train ``program`` on ``task`` once per seed and score it against ``baseline``.
+
+    >>> from dsl import library
+    >>> r = evaluate(library.get("warmstart"), "quadratic/A")
+    >>> r.fitness, r.diverged
+    (0.0, False)
+    """
+    task = _task(task)
+    seeds = tuple(int(s) for s in seeds)
+    start = time.perf_counter()
+    try:
+        (metric, steps, ok), compile_time = run_engine(program, task, seeds)
+    except ProgramError as e:
+        return EvalResult(task=task.name, seeds=seeds, metrics=(None,) * len(seeds),
+                          steps=(0,) * len(seeds), diverged=False, fitness=fit.FAILED,
+                          error=str(e), wall_time=time.perf_counter() - start, compile_time=0.0)
+    base = baseline_metric(task, seeds, baseline)
+    diverged = not bool(ok.all())
+    mean = float(np.mean(metric))
+    score = fit.FAILED if diverged else fit.task_score(mean, base)
+    return EvalResult(
+        task=task.name, seeds=seeds,
+        metrics=tuple(float(m) if math.isfinite(m) else None for m in metric),
+        steps=tuple(int(s) for s in steps), diverged=diverged, fitness=score, baseline=base,
+        wall_time=time.perf_counter() - start, compile_time=compile_time,
+    )
+
+
+def evaluate_all(
+    program: Program, task_names: list[str], seeds: tuple[int, ...] = (0, 1),
+    *, baseline: str = BASELINE,
+) -> tuple[list[EvalResult], float]:
+    """Evaluate on several tasks; return the results and the combined fitness."""
+    results = [evaluate(program, name, seeds, baseline=baseline) for name in task_names]
+    return results, fit.combine(r.fitness for r in results)

@@ -1,0 +1,140 @@
+"""Tests for evaluators/engine.py and encode.py: compile once, agree with to_optax."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from dsl import Program, ProgramError, abstract, library, ops, parse
+from evaluators import engine
+from evaluators.encode import BUCKETS, Layout, bucket_of, encode
+from evaluators.tasks import Data, Task, get
+from search.generate import random_program
+from tests.strategies import programs
+
+# A task small enough to compile quickly, with a factored matrix, a vector and a scalar.
+SHAPES = {"m": (130, 128), "v": (7,), "s": ()}
+
+
+def _tiny_data() -> Data:
+    rng = np.random.default_rng(0)
+    return Data(train=(rng.standard_normal((64, 4)).astype(np.float32),), val=(np.zeros((1, 4),
+                                                                                 np.float32),))
+
+
+def _loss(p, batch):
+    noise = batch[0].mean()
+    return (0.5 * jnp.mean((p["m"] - 0.3) ** 2) + jnp.sum(jnp.sin(p["v"] + noise) ** 2)
+            + (p["s"] - noise) ** 2)
+
+
+TINY = Task(
+    name="tiny/test", family="tiny", tier="test", steps=6, batch_size=4,
+    init=lambda key: {k: jax.random.normal(jax.random.fold_in(key, i), s)
+                      for i, (k, s) in enumerate(SHAPES.items())},
+    loss=_loss, metric=lambda p, v: _loss(p, v), data=_tiny_data,
+)
+
+
+def agree(program: Program, task: Task = TINY, seeds=(0, 1), rtol: float = 1e-4) -> None:
+    (em, es, eo), _ = engine.run_engine(program, task, seeds)
+    dm, ds, do = engine.run_direct(program, task, seeds)
+    np.testing.assert_array_equal(eo, do)
+    np.testing.assert_array_equal(es, ds)
+    both = eo & do
+    np.testing.assert_allclose(em[both], dm[both], rtol=rtol, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["warmstart", "adamw", "lion", "adafactor", "adan",
+                                  "lookahead_adamw", "rmsprop", "nesterov", "program4"])
+def test_engine_agrees_with_to_optax_on_the_library(name: str) -> None:
+    agree(library.get(name))
+
+
+REDUCING = [
+    "u = global_norm(g)\n  u = g * u",
+    "u = dot(g, w)\n  u = g * u",
+    "u = dot(g, lr)\n  u = g * u",
+    "u = cosine_sim(g, w)\n  u = g * u",
+    "u = cosine_sim(g, lr)\n  u = g * u",
+    "u = norm(g)",
+    "n = global_norm(lr)\n  u = g * n",
+    "u = clip_by_global_norm(g, 0.5)",
+    "u = mean(g)\n  u = g - u",
+    "u = rms(g)\n  u = g / u",
+    "r = factor_row(g)\n  c = factor_col(g)\n  u = unfactor(r, c, g)",
+    "r = factor_row(g)\n  c = factor_col(r)\n  u = g * c",
+    "s = square(g)\n  r = factor_row(s)\n  c = factor_col(s)\n  v = unfactor(r, c, w)\n  u = g / v",
+    "c = factor_col(lr)\n  u = g * c",
+    "n = norm(lr)\n  u = g * n",
+]
+
+
+@pytest.mark.parametrize("body", REDUCING)
+def test_every_reducing_function_agrees(body: str) -> None:
+    program = parse(f"def train(w, g, lr, t):\n  {body}\n  u = u * lr\n  u = u * 0.01\n"
+                    "  return u\n")
+    agree(program)
+
+
+def test_reducing_functions_are_all_covered() -> None:
+    used = {st.op for body in REDUCING for st in parse(
+        f"def train(w, g, lr, t):\n  {body}\n  return u\n").statements}
+    assert engine.FLAT_OPS <= used
+    assert all(ops.OPS[n].reduces or n in ("norm", "clip_by_global_norm") for n in engine.FLAT_OPS)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs(min_len=3, max_len=12, shape=(130, 128)))
+def test_engine_agrees_with_to_optax_on_random_programs(program: Program) -> None:
+    for shape in SHAPES.values():
+        try:
+            abstract.check(program, shape)
+        except ProgramError:
+            return  # valid for the matrix only; the task rejects it
+    if bucket_of(program) > 16:
+        return
+    agree(program, rtol=1e-3)
+
+
+def test_fifty_programs_of_one_bucket_compile_once() -> None:
+    task = get("quadratic/A")
+    rng = np.random.default_rng(0)
+    programs_ = []
+    while len(programs_) < 50:
+        p = random_program(rng, int(rng.integers(3, 9)), n_states=2, shape=(16, 8))
+        try:
+            if bucket_of(p) == 8:
+                encode(p, engine.layout_for(task), 8)
+                programs_.append(p)
+        except ProgramError:
+            continue
+    before = engine.compile_count("quadratic/A")
+    engine.run_engine(programs_[0], task, (0, 1))
+    compiled = engine.compile_count("quadratic/A") - before
+    assert compiled <= 1
+    for p in programs_[1:]:
+        engine.run_engine(p, task, (0, 1))
+    assert engine.compile_count("quadratic/A") - before == compiled
+
+
+def test_layout_groups() -> None:
+    layout = Layout.of({"a": jnp.zeros((130, 128)), "b": jnp.zeros(5)})
+    assert layout.size == 130 * 128 + 5
+    # factor_row means over the largest axis (130): 128 groups of 130 elements.
+    rows = layout.row_group[: 130 * 128]
+    assert len(np.unique(rows)) == 128 and np.bincount(rows)[0] == 130
+    cols = layout.col_group[: 130 * 128]
+    assert len(np.unique(cols)) == 130
+    assert len(np.unique(layout.col_group[130 * 128:])) == 1  # the vector: one group
+    assert layout.factored[: 130 * 128].all() and not layout.factored[130 * 128:].any()
+
+
+def test_buckets() -> None:
+    assert bucket_of(library.get("lion")) == 8
+    assert bucket_of(library.get("adamw")) == 16
+    assert bucket_of(library.get("adan")) == 32
+    assert BUCKETS[-1] == 64

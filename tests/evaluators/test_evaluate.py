@@ -1,0 +1,38 @@
+"""Tests for evaluators/evaluate.py: results, failures, idempotence."""
+
+from __future__ import annotations
+
+from dsl import library, parse
+from evaluators import FAILED, evaluate, evaluate_all
+
+
+def test_warm_start_scores_zero_and_is_idempotent() -> None:
+    a = evaluate(library.get("warmstart"), "quadratic/A", seeds=(3, 4))
+    b = evaluate(library.get("warmstart"), "quadratic/A", seeds=(3, 4))
+    assert a.fitness == 0.0 and not a.diverged and a.steps == (300, 300)
+    assert a.model_dump(exclude={"wall_time", "compile_time"}) == b.model_dump(
+        exclude={"wall_time", "compile_time"})
+    assert b.compile_time == 0.0
+
+
+def test_nan_program_gets_the_worst_fitness_without_an_exception() -> None:
+    nan = parse("def train(w, g, lr, t):\n  z = g - g\n  u = z / z\n  u = u * lr\n  return u\n")
+    r = evaluate(nan, "quadratic/A")
+    assert r.diverged and r.fitness == FAILED and r.failed
+    assert r.metrics == (None, None)
+    assert r.steps == (1, 1)
+
+
+def test_invalid_program_for_the_task_is_an_error_result() -> None:
+    # unfactor() fed a full moment: valid on vectors, not on the factored 256x128 leaf.
+    p = parse("def train(w, g, lr, t):\n  x = g * g\n  v = unfactor(x, 0.5, w)\n"
+              "  u = g * v\n  u = u * lr\n  return u\n")
+    r = evaluate(p, "quadratic/C")
+    assert r.fitness == FAILED and "unfactor" in r.error
+
+
+def test_better_program_scores_positive_and_tasks_combine() -> None:
+    lion = library.get("lion")  # sign steps at peak lr 1.0: far ahead of lr 1e-3 here
+    results, combined = evaluate_all(lion, ["quadratic/A"], seeds=(0, 1))
+    assert results[0].fitness > 2.0
+    assert combined == results[0].fitness
