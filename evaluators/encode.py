@@ -35,7 +35,7 @@ from dsl.program import MAX_STATES
 BUCKETS = (8, 16, 32, 64)
 #: Function index of each opcode; the pseudo-instructions follow the functions.
 OP_NAMES: tuple[str, ...] = tuple(sorted(ops.OPS))
-PSEUDO: tuple[str, ...] = ("load_w", "load_g", "load_lr", "load_t", "move")
+PSEUDO: tuple[str, ...] = ("load_w", "load_g", "load_lr", "load_t", "load_step_only", "move")
 OPCODE = {name: k for k, name in enumerate(OP_NAMES + PSEUDO)}
 STATE_BASE = 4
 CONST_BASE = STATE_BASE + MAX_STATES
@@ -59,7 +59,7 @@ def n_registers(bucket: int) -> int:
 
 
 def n_instructions(bucket: int) -> int:
-    return 4 + bucket + 2 * MAX_STATES
+    return 4 + 2 * bucket + 2 * MAX_STATES
 
 
 @dataclass(frozen=True)
@@ -130,13 +130,20 @@ class Layout:
 class Encoded(NamedTuple):
     """A program as arrays whose shapes depend only on its bucket and the layout.
 
-    ``I`` is :func:`n_instructions` of the bucket.
+    Two instruction lists over the same register numbering: the step-only list
+    (``u_*``) runs once before training over vectors indexed by step; the main
+    list (``length``, ``opcode``, ``args``, ``dest``) runs at every step over the
+    flat parameter vectors. ``I`` is :func:`n_instructions` of the bucket.
     """
 
-    length: np.ndarray  # () int32: instructions per step
+    length: np.ndarray  # () int32: main instructions per step
     opcode: np.ndarray  # (I,) int32
     args: np.ndarray  # (I, 3) int32 registers read
     dest: np.ndarray  # (I,) int32 register written
+    u_length: np.ndarray  # () int32: step-only instructions
+    u_opcode: np.ndarray  # (I,) int32
+    u_args: np.ndarray  # (I, 3) int32
+    u_dest: np.ndarray  # (I,) int32
     consts: np.ndarray  # (2L,) float32
     update_reg: np.ndarray  # () int32
     state_init: np.ndarray  # (MAX_STATES,) int32: 1 where the state starts as w
@@ -159,9 +166,20 @@ def _is_var(a: Any) -> bool:
     return isinstance(a, str) and a not in ops.CONSTANTS
 
 
+#: Functions that need the flat layout's per-leaf machinery; never step-only.
+LEAF_REDUCING = frozenset({"global_norm", "dot", "cosine_sim", "norm", "clip_by_global_norm",
+                           "mean", "rms", "factor_row", "factor_col", "unfactor"})
+
+Value = tuple  # ("in", name) | ("state", k) | ("const", value) | ("stmt", i)
+
+
 def encode(program: Program, layout: Layout, bucket: int | None = None) -> Encoded:
     """Encode the live part of ``program`` for ``layout``.
 
+    Step-only statements (elementwise functions of ``lr``, ``t`` and constants,
+    such as ``lr * 0.001`` or ``power(0.9, t)``) go to the step-only list; a
+    state whose old value is not read after its new value is computed is
+    written in place; an input no per-step instruction reads is not loaded.
     Raises :class:`ProgramError` when the program is invalid for one of the
     layout's leaf shapes (abstract execution per leaf) or too long.
     """
@@ -170,56 +188,112 @@ def encode(program: Program, layout: Layout, bucket: int | None = None) -> Encod
     if len(p.states) > MAX_STATES:
         raise ProgramError(f"{len(p.states)} states; at most {MAX_STATES}")
     checks = [abstract.check(p, shape) for shape in layout.shapes]
-    base = stmt_base(bucket)
-    current = {"w": 0, "g": 1, "lr": 2, "t": 3}
-    current.update({name: STATE_BASE + k for k, name in enumerate(p.state_names)})
-    consts: dict[float, int] = {}
-    n_ins = n_instructions(bucket)
-    opcode = np.zeros(n_ins, np.int32)
-    args = np.zeros((n_ins, 3), np.int32)
-    dest = np.zeros(n_ins, np.int32)
-    for k, load in enumerate(("load_w", "load_g", "load_lr", "load_t")):
-        opcode[k], dest[k] = OPCODE[load], k
+
+    # 1. Values: what each statement reads, and which statements are step-only.
+    current: dict[str, Value] = {n: ("in", n) for n in ("w", "g", "lr", "t")}
+    current.update({name: ("state", k) for k, name in enumerate(p.state_names)})
+    reads: list[tuple[Value, ...]] = []
+    step_only: set[Value] = {("in", "lr"), ("in", "t")}
     for i, st in enumerate(p.statements):
-        row = 4 + i
-        opcode[row], dest[row] = OPCODE[st.op], base + i
-        for j, a in enumerate(st.args):
-            if _is_var(a):
-                args[row, j] = current[a]
-            else:
-                value = float(ops.CONSTANTS.get(a, a)) if isinstance(a, str) else float(a)
-                args[row, j] = CONST_BASE + consts.setdefault(value, len(consts))
-        current[st.target] = base + i
+        vals = tuple(current[a] if _is_var(a) else
+                     ("const", float(ops.CONSTANTS.get(a, a)) if isinstance(a, str) else float(a))
+                     for a in st.args)
+        reads.append(vals)
+        if st.op not in LEAF_REDUCING and all(v[0] == "const" or v in step_only for v in vals):
+            step_only.add(("stmt", i))
+        current[st.target] = ("stmt", i)
+    update = current[p.outputs[0]]
+    nexts = [current[name] for name in p.outputs[1:]]
+
+    # 2. Registers. States written in place where nothing reads the old value later.
+    consts: dict[float, int] = {}
+    for vals in reads:
+        for v in vals:
+            if v[0] == "const":
+                consts.setdefault(v[1], len(consts))
     if len(consts) > consts_for(bucket):
         raise ProgramError(f"{len(consts)} constants: more than bucket {bucket} holds")
+    base = stmt_base(bucket)
+    register: dict[Value, int] = {("in", n): k for k, n in enumerate(("w", "g", "lr", "t"))}
+    register.update({("state", k): STATE_BASE + k for k in range(len(p.states))})
+    register.update({("const", v): CONST_BASE + k for v, k in consts.items()})
+    register.update({("stmt", i): base + i for i in range(len(p.statements))})
+    in_place: set[tuple[int, int]] = set()  # (statement, state) written in place
+    for k, nxt in enumerate(nexts):
+        if nxt[0] != "stmt" or nxt in step_only or nxt[1] in {i for i, _ in in_place}:
+            continue
+        i = nxt[1]
+        later = [v for vals in reads[i + 1:] for v in vals] + [update] + [
+            n for j, n in enumerate(nexts) if j != k]
+        if ("state", k) not in later:
+            register[nxt] = STATE_BASE + k
+            in_place.add((i, k))
+
+    # 3. Instructions: step-only list, then loads, statements and state moves.
+    n_ins = n_instructions(bucket)
+    u_ops, main_ops = [], []  # (opcode, (arg registers), dest, statement index or None)
+    for i, st in enumerate(p.statements):
+        entry = (OPCODE[st.op], tuple(register[v] for v in reads[i]), register[("stmt", i)], i)
+        (u_ops if ("stmt", i) in step_only else main_ops).append(entry)
+    moves = [(k, nxt) for k, nxt in enumerate(nexts) if (_stmt(nxt), k) not in in_place]
+    main_reads = {a for _, regs_, _, _ in main_ops for a in regs_}
+    main_reads |= {register[update]} | {register[nxt] for _, nxt in moves}
+    loads = []
+    for k, name in enumerate(("w", "g", "lr", "t")):
+        if k in main_reads:
+            loads.append((OPCODE[f"load_{name}"], (), k, None))
+    for i in sorted(i for i in range(len(p.statements)) if ("stmt", i) in step_only):
+        if register[("stmt", i)] in main_reads:
+            loads.append((OPCODE["load_step_only"], (register[("stmt", i)],),
+                          register[("stmt", i)], None))
+    staging = staging_base(bucket)
+    move_ops = [(OPCODE["move"], (register[nxt],), staging + j, None)
+                for j, (_, nxt) in enumerate(moves)]
+    move_ops += [(OPCODE["move"], (staging + j,), STATE_BASE + k, None)
+                 for j, (k, _) in enumerate(moves)]
+    program_ops = loads + main_ops + move_ops
+    if len(program_ops) > n_ins or len(u_ops) > n_ins:
+        raise ProgramError(f"program too long for bucket {bucket}")
+
+    def table(entries):
+        opcode = np.zeros(n_ins, np.int32)
+        args = np.zeros((n_ins, 3), np.int32)
+        dest = np.zeros(n_ins, np.int32)
+        for row, (op, regs_, d, _) in enumerate(entries):
+            opcode[row], dest[row] = op, d
+            args[row, : len(regs_)] = regs_
+        return opcode, args, dest
+
+    opcode, args, dest = table(program_ops)
+    u_opcode, u_args, u_dest = table(u_ops)
     const_values = np.zeros(consts_for(bucket), np.float32)
     for value, k in consts.items():
         const_values[k] = value
-
-    row = 4 + len(p.statements)
-    n_states = len(p.states)
-    for k in range(n_states):  # next values to staging, then staging to the states
-        opcode[row + k], args[row + k, 0] = OPCODE["move"], current[p.outputs[k + 1]]
-        dest[row + k] = staging_base(bucket) + k
-        opcode[row + n_states + k], args[row + n_states + k, 0] = OPCODE["move"], dest[row + k]
-        dest[row + n_states + k] = STATE_BASE + k
-    state_init = np.array([s.init == "w" for s in p.states] + [False] * (MAX_STATES - n_states),
-                          np.int32)
+    state_init = np.zeros(MAX_STATES, np.int32)
+    state_init[: len(p.states)] = [s.init == "w" for s in p.states]
 
     size = np.ones((n_ins, 3, layout.n_leaves), np.float32)
     leafarg = np.zeros((n_ins, 3, layout.n_leaves), bool)
     for leaf, (shape, result) in enumerate(zip(layout.shapes, checks, strict=True)):
-        reg_shape = {0: shape, 1: shape, 2: (), 3: ()}
-        reg_shape.update({STATE_BASE + k: result.states[n].shape
-                          for k, n in enumerate(p.state_names)})
-        reg_shape.update({base + i: a.shape for i, a in enumerate(result.statements)})
-        for i, st in enumerate(p.statements):
-            for j in range(len(st.args)):
-                s = reg_shape.get(int(args[4 + i, j]), ())
-                size[4 + i, j, leaf] = math.prod(s)
-                leafarg[4 + i, j, leaf] = s == shape
+        value_shape = {("in", "w"): shape, ("in", "g"): shape}
+        value_shape.update({("state", k): result.states[n].shape
+                            for k, n in enumerate(p.state_names)})
+        value_shape.update({("stmt", i): a.shape for i, a in enumerate(result.statements)})
+        for row, (_, _, _, i) in enumerate(program_ops):
+            if i is None:
+                continue
+            for j, v in enumerate(reads[i]):
+                s_ = value_shape.get(v, ())
+                size[row, j, leaf] = math.prod(s_)
+                leafarg[row, j, leaf] = s_ == shape
     return Encoded(
-        length=np.asarray(row + 2 * n_states, np.int32), opcode=opcode, args=args, dest=dest,
-        consts=const_values, update_reg=np.asarray(current[p.outputs[0]], np.int32),
+        length=np.asarray(len(program_ops), np.int32), opcode=opcode, args=args, dest=dest,
+        u_length=np.asarray(len(u_ops), np.int32), u_opcode=u_opcode, u_args=u_args,
+        u_dest=u_dest, consts=const_values, update_reg=np.asarray(register[update], np.int32),
         state_init=state_init, size=size, leafarg=leafarg,
     )
+
+
+def _stmt(value: Value) -> int | None:
+    return value[1] if value[0] == "stmt" else None
+

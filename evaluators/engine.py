@@ -31,7 +31,9 @@ from dsl import ops
 from dsl.program import MAX_STATES, Program
 from evaluators.encode import (
     CONST_BASE,
+    LEAF_REDUCING,
     OP_NAMES,
+    PSEUDO,
     STATE_BASE,
     Encoded,
     Layout,
@@ -125,7 +127,8 @@ def direct_runner(task: Task, optimizer: optax.GradientTransformation):
 def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
     """One function per opcode: ``f(regs, arg_registers, size, leafarg, inputs) -> value``.
 
-    ``inputs`` are the step's (w, g, lr, t), read only by the load instructions.
+    ``inputs`` are the step's (w, g, lr, t, step-only table, step), read only by
+    the load instructions.
 
     Values are flat vectors holding every seed's parameters end to end; each
     reduction is a segment sum over the groups of one leaf of one seed.
@@ -195,6 +198,7 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
         lambda regs, r, s, q, x: x[1],  # load_g
         lambda regs, r, s, q, x: jnp.full_like(x[0], x[2]),  # load_lr
         lambda regs, r, s, q, x: jnp.full_like(x[0], x[3]),  # load_t
+        lambda regs, r, s, q, x: jnp.full_like(x[0], x[4][r[0], x[5]]),  # load_step_only
         lambda regs, r, s, q, x: regs[r[0]],  # move
     ]
     return [reducing(name) if name in flat else elementwise(ops.OPS[name])
@@ -203,8 +207,22 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
 
 #: Functions whose meaning involves a reduction over the leaf; the engine has a
 #: flat twin for each (the rest are used as ops.py defines them).
-FLAT_OPS = frozenset({"global_norm", "dot", "cosine_sim", "norm", "clip_by_global_norm", "mean",
-                      "rms", "factor_row", "factor_col", "unfactor"})
+FLAT_OPS = LEAF_REDUCING
+
+
+def _step_only_branches() -> list[Callable[..., jax.Array]]:
+    """Branches for the step-only list: elementwise functions over per-step vectors.
+
+    The encoder never puts a leaf-reducing function or a pseudo-instruction
+    there; their slots are placeholders that return the first argument.
+    """
+
+    def elementwise(op: ops.Op):
+        return lambda regs, r: op.fn(jnp, *(regs[r[k]] for k in range(op.arity)))
+
+    placeholder = lambda regs, r: regs[r[0]]  # noqa: E731
+    return [placeholder if name in LEAF_REDUCING else elementwise(ops.OPS[name])
+            for name in OP_NAMES] + [placeholder] * len(PSEUDO)
 
 
 def engine_runner(task: Task, layout: Layout, bucket: int):
@@ -223,6 +241,7 @@ def engine_runner(task: Task, layout: Layout, bucket: int):
         n = keys.shape[0]
         width = n * layout.size
         branches = _branches(layout, n)
+        step_only = _step_only_branches()
 
         def init_state(params):
             flat = ravel(params).reshape(width)
@@ -230,21 +249,37 @@ def engine_runner(task: Task, layout: Layout, bucket: int):
             regs = regs.at[CONST_BASE:CONST_BASE + n_consts].set(
                 jnp.broadcast_to(enc.consts[:, None], (n_consts, width)))
             starts = jnp.where(enc.state_init[:, None] == 1, flat[None], 0.0)
-            return regs.at[STATE_BASE:STATE_BASE + MAX_STATES].set(starts)
+            regs = regs.at[STATE_BASE:STATE_BASE + MAX_STATES].set(starts)
+            return regs, step_only_table()
+
+        def step_only_table():
+            """Every step-only statement's value at every step: (registers, steps)."""
+            steps = jnp.arange(task.steps)
+            table = jnp.zeros((n_regs, task.steps), jnp.float32)
+            table = table.at[2].set(jax.vmap(task.schedule)(steps)).at[3].set(steps + 1.0)
+            table = table.at[CONST_BASE:CONST_BASE + n_consts].set(
+                jnp.broadcast_to(enc.consts[:, None], (n_consts, task.steps)))
+
+            def instruction(i, t):
+                out = jax.lax.switch(enc.u_opcode[i], step_only, t, enc.u_args[i])
+                return t.at[enc.u_dest[i]].set(out)
+
+            return jax.lax.fori_loop(0, enc.u_length, instruction, table)
 
         def instruction(i, regs, inputs):
             out = jax.lax.switch(enc.opcode[i], branches, regs, enc.args[i], enc.size[i],
                                  enc.leafarg[i], inputs)
             return regs.at[enc.dest[i]].set(out)
 
-        def step_state(params, grads, regs, step):
+        def step_state(params, grads, state, step):
+            regs, table = state
             flat = ravel(params).reshape(width)
             inputs = (flat, ravel(grads).reshape(width), task.schedule(step),
-                      (step + 1).astype(jnp.float32))
+                      (step + 1).astype(jnp.float32), table, step)
             regs = jax.lax.fori_loop(
                 0, enc.length, lambda i, r: instruction(i, r, inputs), regs)
             update = regs[enc.update_reg]
-            return jax.vmap(unravel)((flat - update).reshape(n, layout.size)), regs
+            return jax.vmap(unravel)((flat - update).reshape(n, layout.size)), (regs, table)
 
         return train_loop(task, init_state, step_state, keys, train, val)
 
@@ -278,6 +313,8 @@ def encode_example(layout: Layout, bucket: int) -> Encoded:
     z = np.zeros
     return Encoded(length=np.asarray(0, np.int32), opcode=z(n, np.int32),
                    args=z((n, 3), np.int32), dest=z(n, np.int32),
+                   u_length=np.asarray(0, np.int32), u_opcode=z(n, np.int32),
+                   u_args=z((n, 3), np.int32), u_dest=z(n, np.int32),
                    consts=z(consts_for(bucket), np.float32), update_reg=np.asarray(0, np.int32),
                    state_init=z(MAX_STATES, np.int32),
                    size=z((n, 3, layout.n_leaves), np.float32),

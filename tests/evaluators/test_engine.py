@@ -138,3 +138,33 @@ def test_buckets() -> None:
     assert bucket_of(library.get("adamw")) == 16
     assert bucket_of(library.get("adan")) == 32
     assert BUCKETS[-1] == 64
+
+
+def test_encoding_moves_computes_step_only_and_writes_in_place() -> None:
+    from evaluators.encode import OPCODE
+
+    layout = engine.layout_for(TINY)
+    warm = encode(library.get("warmstart"), layout)
+    main = warm.opcode[: int(warm.length)]
+    assert OPCODE["move"] not in main  # m and v are written in place
+    assert int(warm.u_length) == 1  # lr * 0.001 is computed once for all steps
+    assert OPCODE["load_t"] not in main and OPCODE["load_lr"] not in main
+    adamw = encode(library.get("adamw"), layout)
+    assert int(adamw.u_length) == 4  # both bias corrections
+    adan = encode(library.get("adan"), layout)
+    assert list(adan.opcode[: int(adan.length)]).count(OPCODE["move"]) == 2  # prev_g <- g
+
+
+@pytest.mark.parametrize("body", [
+    # states swap: a's next value is b's old one
+    "def train(w, g, lr, t, a, b):\n  c = interp(g, a, 0.5)\n  u = c + b\n  u = u * lr\n"
+    "  u = u * 0.01\n  return u, b, c",
+    # the old value is read after the new one is computed: no in-place write
+    "def train(w, g, lr, t, m):\n  n = interp(g, m, 0.9)\n  u = n - m\n  u = u * lr\n"
+    "  return u, n",
+    # a state whose next value is step-only, and one that is the gradient
+    "def train(w, g, lr, t, s, p):\n  s = lr * 2.0\n  u = g * s\n  u = u + p\n  u = u * 0.01\n"
+    "  return u, s, g",
+])
+def test_engine_agrees_on_state_plumbing(body: str) -> None:
+    agree(parse(body + "\n"))
