@@ -1,41 +1,43 @@
-"""The command line: search, resume, inspect, simplify, export.
+"""The command line: search, resume, and look at programs.
 
-The search itself is not built yet (see the open issue "The search"); today this
-command checks a program file or a library program and prints what abstract
-execution finds, so the DSL can be tried from the shell:
+    python run_search.py                          # a small search on this machine (embedded Ray)
+    python run_search.py --config my.yaml --workers 8 --max-evals 2000
+    python run_search.py --address ray://head:10001   # on a Ray cluster (or set RAY_ADDRESS)
+    python run_search.py --resume runs/20261122-101500-seed0
+    python run_search.py check adamw | FILE.dsl   # parse and abstractly execute a program
+    python run_search.py library                  # list the library programs
 
-    python run_search.py                      # explains the state of the project
-    python run_search.py check adamw          # a library program
-    python run_search.py check my_rule.dsl    # a program file
+Bad input (a config field, a flag, a run directory, a program file) is answered
+with one line naming the problem, and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
-from dsl import ProgramError, abstract, graph, library, parse
+from pydantic import ValidationError
+
+from dsl import ProgramError, abstract, graph, library
+
+SEARCH_FLAGS = {"workers", "address", "seed", "max_evals"}
 
 
-def _load(spec: str):
-    path = Path(spec)
-    if path.suffix == ".dsl" or path.exists():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as e:
-            raise ProgramError(f"cannot read {spec}: {e.strerror}") from None
-        except UnicodeDecodeError:
-            raise ProgramError(f"{spec} is not UTF-8 text") from None
-        try:
-            return parse(text)
-        except ProgramError as e:
-            raise ProgramError(f"{spec}: {e}") from None
-    return library.get(spec)
+class InputError(Exception):
+    """A user's input mistake: printed as one line, exit status 2."""
+
+
+# --- check / library ---------------------------------------------------------------
 
 
 def _check(spec: str, shape: tuple[int, ...]) -> None:
-    program = _load(spec)
+    from search.loop import load_program
+
+    program = load_program(spec)
     result = abstract.check(program, shape)
     live = graph.liveness(program)
     print(program.to_source(), end="")
@@ -58,8 +60,116 @@ def _shape(text: str) -> tuple[int, ...]:
     return dims
 
 
+# --- search ------------------------------------------------------------------------
+
+
+def _load_config_file(path: str) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"--config {path}: {e.strerror}") from None
+    try:
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as e:  # yaml and json errors alike: one line, with the position
+        raise InputError(f"--config {path}: not valid {p.suffix.lstrip('.') or 'JSON'}: "
+                         f"{str(e).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError(f"--config {path}: expected a mapping of fields, got "
+                         f"{type(data).__name__}")
+    return data
+
+
+def _config(fields: dict[str, Any], where: str):
+    from search.config import SearchConfig
+
+    try:
+        cfg = SearchConfig.model_validate(fields)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"]) or "(config)"
+        raise InputError(f"{where}: {loc}: {err['msg']}") from None
+    from evaluators.catalog import held_out, names  # no JAX before Ray forks workers
+
+    for task in cfg.tasks:
+        if task not in names():
+            raise InputError(f"{where}: tasks: unknown task {task!r}")
+        if task in held_out():
+            raise InputError(f"{where}: tasks: {task!r} is held out for meta-validation")
+    return cfg
+
+
+def _progress(stats) -> None:
+    best = "-" if stats.best is None else f"{stats.best:+.4f}"
+    phase = "explore" if stats.exploring else "exploit"
+    line = (f"evals {stats.evaluated}/{stats.max_evals} | {stats.rate:.2f}/s | "
+            f"cache hits {stats.hit_rate:.0%} of {stats.proposals} | best {best} vs AdamW | "
+            f"round {stats.round} ({phase})")
+    if sys.stdout.isatty():
+        print("\r" + line.ljust(100), end="", flush=True)
+    elif stats.evaluated % 10 == 0:
+        print(line, flush=True)
+
+
+def _search(args: argparse.Namespace) -> int:
+    from search.executor import make_executor
+    from search.loop import Search
+    from search.rundir import RunDir, RunDirError
+
+    overrides = {k: getattr(args, k) for k in SEARCH_FLAGS if getattr(args, k) is not None}
+    if args.serial:
+        overrides["executor"] = "serial"
+    try:
+        if args.resume:
+            run = RunDir(args.resume)
+            if not run.config_path.is_file():
+                raise InputError(f"--resume {args.resume}: not a run directory (no config.json)")
+            fields = json.loads(run.config_path.read_text(encoding="utf-8")) | overrides
+            cfg = _config(fields, f"--resume {args.resume}")
+        else:
+            fields = _load_config_file(args.config) if args.config else {}
+            cfg = _config(fields | overrides, f"--config {args.config}" if args.config
+                          else "flags")
+            run_dir = args.run_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-seed{cfg.seed}"
+            run = RunDir.create(run_dir, cfg)
+        search = Search(cfg, run, None)  # reads the run directory before any worker starts
+    except RunDirError as e:
+        raise InputError(str(e)) from None
+    search.executor = make_executor(cfg)
+    print(f"run directory: {run.path}  ({cfg.executor}, {cfg.workers} workers, "
+          f"tasks {', '.join(cfg.tasks)})")
+    try:
+        evo = search.run_until_done(_progress)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: checkpoint written; resume with --resume {run.path}")
+        return 130
+    print()
+    if evo.best is None:
+        print("no program finished without failing")
+    else:
+        print(f"best program (id {evo.best.id}, fitness {evo.best.fitness:+.4f} vs AdamW):")
+        print(evo.best.program.to_source(), end="")
+    print(f"cache hit rate {search.cache.hit_rate:.1%}; run directory: {run.path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run_search.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="YAML or JSON file of SearchConfig fields")
+    parser.add_argument("--workers", type=int, help="evaluations at once")
+    parser.add_argument("--address", help="Ray cluster address (default: embedded local Ray)")
+    parser.add_argument("--seed", type=int, help="the search's random seed")
+    parser.add_argument("--max-evals", dest="max_evals", type=int, help="evaluations to run")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue a search")
+    parser.add_argument("--run-dir", help="where to write a new search (default runs/...)")
+    parser.add_argument("--serial", action="store_true", help="evaluate in-process, no Ray")
     sub = parser.add_subparsers(dest="command")
     check = sub.add_parser("check", help="parse and abstractly execute a program")
     check.add_argument("program", help="a library name (e.g. adamw) or a .dsl file")
@@ -73,12 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "library":
             print("\n".join(library.names()))
         else:
-            print(
-                "The search is not built yet: this release has the program DSL only.\n"
-                "Try: python run_search.py library\n"
-                "     python run_search.py check lion"
-            )
-    except ProgramError as e:
+            return _search(args)
+    except (ProgramError, InputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import run_search
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +39,59 @@ def test_bad_flag_exits_2_without_traceback() -> None:
     assert "not a shape: '4xq'" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_default_job_runs() -> None:
-    r = subprocess.run([sys.executable, "run_search.py"], cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 0 and "not built yet" in r.stdout
+def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "run_search.py", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_small_search_runs_end_to_end(tmp_path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("tasks: [quadratic/A]\nseeds: [0]\npopulation: 4\nplateau: 5\n")
+    r = run_cli("--config", str(cfg), "--serial", "--max-evals", "6", "--run-dir",
+                str(tmp_path / "run"))
+    assert r.returncode == 0, r.stderr
+    assert "best program" in r.stdout and "def train(" in r.stdout
+    assert (tmp_path / "run" / "checkpoint.json").exists()
+    assert "Traceback" not in r.stderr
+
+
+BAD_INPUT = [
+    (["--max-evals", "0"], "flags: max_evals: Input should be greater than or equal to 1"),
+    (["--workers", "two"], "argument --workers: invalid int value: 'two'"),
+    (["--config", "missing.yaml"], "--config missing.yaml: No such file or directory"),
+    (["--resume", "nowhere"], "--resume nowhere: not a run directory (no config.json)"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUT)
+def test_bad_flags_exit_2_with_one_line(args, message) -> None:
+    r = run_cli(*args, timeout=60)
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("population: [1, 2]\n", "population: Input should be a valid integer"),
+    ("tasks: [cnn_digits/A]\n", "'cnn_digits/A' is held out"),
+    ("tasks: [mlp/A]\n", "unknown task 'mlp/A'"),
+    ("popsize: 3\n", "popsize: Extra inputs are not permitted"),
+    ("tournament: 9\npopulation: 4\n", "tournament (9) is larger than population (4)"),
+    ("a: [1\n", "not valid yaml"),
+    ("- 1\n", "expected a mapping of fields, got list"),
+])
+def test_bad_config_files_name_the_field(tmp_path, text, message) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text)
+    r = run_cli("--config", str(cfg), "--run-dir", str(tmp_path / "run"), timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_existing_run_directory_is_not_overwritten(tmp_path) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    r = run_cli("--run-dir", str(tmp_path / "run"), "--serial", timeout=60)
+    assert r.returncode == 2 and "already holds a search" in r.stderr
+    assert (tmp_path / "run" / "config.json").read_text() == "{}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from evaluators.catalog import TIERS, held_out, names
 from evaluators.tasks import cnn_digits, mlp_mnist1d, quadratic, transformer_lm
 from evaluators.tasks.base import Data, Task
 
@@ -20,12 +21,6 @@ FAMILIES = {
     "cnn_digits": cnn_digits,
     "quadratic": quadratic,
 }
-TIERS = ("A", "B", "C")
-
-
-def names() -> list[str]:
-    """Every task name, family by family, tiers A to C."""
-    return [f"{family}/{tier}" for family in FAMILIES for tier in TIERS]
 
 
 @cache
@@ -35,11 +30,6 @@ def get(name: str) -> Task:
     if family not in FAMILIES or tier not in TIERS:
         raise ValueError(f"unknown task {name!r}; choose one of: {', '.join(names())}")
     return FAMILIES[family].make(tier)
-
-
-def held_out() -> list[str]:
-    """Tasks kept for meta-validation: the search must never train on them."""
-    return [n for n in names() if get(n).held_out]
 
 
 __all__ = ["Data", "FAMILIES", "TIERS", "Task", "get", "held_out", "names"]

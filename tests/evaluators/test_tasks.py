@@ -15,6 +15,7 @@ def test_registry() -> None:
     assert {"mlp_mnist1d/A", "transformer_lm/B", "cnn_digits/C", "quadratic/A"} <= set(
         tasks.names())
     assert tasks.held_out() == ["cnn_digits/A", "cnn_digits/B", "cnn_digits/C"]
+    assert [n for n in tasks.names() if tasks.get(n).held_out] == tasks.held_out()
     with pytest.raises(ValueError, match="unknown task 'mlp/A'.*mlp_mnist1d/A"):
         tasks.get("mlp/A")
 

@@ -1,0 +1,86 @@
+"""The search's configuration: pydantic models, every field documented with its default.
+
+A config file (JSON or YAML) holds any subset of these fields; flags override
+them. A bad value is answered with one line naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class MutationConfig(BaseModel):
+    """How children are made from parents (Chen et al. 2023, section 2)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    insert: float = Field(0.3, ge=0, description="Weight of inserting a random statement.")
+    delete: float = Field(0.3, ge=0, description="Weight of deleting a random statement.")
+    change_arg: float = Field(
+        0.2, ge=0, description="Weight of changing one argument to a variable or a new constant.")
+    perturb_constant: float = Field(
+        0.2, ge=0, description="Weight of multiplying a constant by 2^a, a ~ N(0, 1).")
+    max_length: int = Field(30, ge=1, le=200, description="Most statements a program may have.")
+    max_tries: int = Field(
+        50, ge=1, description="Draws of a mutation kind before trying the next kind.")
+    check_shapes: list[tuple[int, ...]] = Field(
+        default_factory=lambda: [(256, 128), (128,), ()],
+        description="Leaf shapes a child must pass abstract execution on.")
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> MutationConfig:
+        if self.insert + self.delete + self.change_arg + self.perturb_constant <= 0:
+            raise ValueError("at least one mutation weight must be positive")
+        return self
+
+
+class SearchConfig(BaseModel):
+    """A whole search. The defaults are a small search that runs on a laptop."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = Field(0, description="Seeds the search's random generator (not the training).")
+    method: Literal["evolution", "random", "constants"] = Field(
+        "evolution", description="Regularized evolution, or a baseline: random programs, "
+        "or mutating only the warm start's constants (hyperparameter tuning).")
+    warm_start: str = Field(
+        "warmstart", description="Library program name or path of a program file.")
+    population: int = Field(32, ge=2, description="Population size P (the paper used 1,000).")
+    tournament: int = Field(2, ge=1, description="Tournament size T.")
+    max_evals: int = Field(160, ge=1, description="Programs to evaluate, cache hits included.")
+    restarts: int = Field(
+        2, ge=1, description="Independent rounds from the warm start before exploiting the best.")
+    plateau: int = Field(
+        40, ge=1, description="A round ends after this many evaluations without improvement.")
+    tasks: list[str] = Field(
+        default_factory=lambda: ["mlp_mnist1d/A", "transformer_lm/A"],
+        description="Proxy tasks the fitness is measured on (never held-out ones).")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1],
+                             description="Training seeds per task.")
+    mutation: MutationConfig = Field(default_factory=MutationConfig)
+    workers: int = Field(2, ge=1, description="Evaluations run at once.")
+    executor: Literal["ray", "serial"] = Field(
+        "ray", description="Ray (embedded, or a cluster) or in-process serial.")
+    address: str | None = Field(
+        None, description="Ray cluster address; None starts an embedded local Ray "
+        "(RAY_ADDRESS also works).")
+    cpus_per_eval: float = Field(1.0, gt=0, description="CPUs Ray reserves per evaluation.")
+    gpus_per_eval: float = Field(0.0, ge=0, description="GPUs Ray reserves per evaluation.")
+    timeout_s: float = Field(
+        600.0, gt=0, description="An evaluation running longer is killed and recorded as failed.")
+    retries: int = Field(
+        2, ge=0, description="Retries of an evaluation whose worker or node was lost.")
+    checkpoint_every: int = Field(10, ge=1, description="Write checkpoint.json every N results.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SearchConfig:
+        if self.tournament > self.population:
+            raise ValueError(
+                f"tournament ({self.tournament}) is larger than population ({self.population})")
+        if not self.tasks:
+            raise ValueError("tasks must name at least one task")
+        if not self.seeds:
+            raise ValueError("seeds must hold at least one seed")
+        return self

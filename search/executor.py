@@ -1,0 +1,153 @@
+"""Executors: where evaluations run. The only module that knows search and evaluators.
+
+A job is plain data (id, program source, tasks, seeds); a result is plain data
+too (fitness, per-task metrics, error, worker, timing). ``evaluate_job`` never
+raises: a crash is a failed result. Two executors share one interface:
+
+- :class:`SerialExecutor` runs jobs in-process, in submission order:
+  deterministic, for tests and debugging;
+- :class:`RayExecutor` runs them on Ray, an embedded local instance by default
+  or a cluster (``address`` or ``RAY_ADDRESS``), takes results as they complete,
+  kills an evaluation that runs past its timeout, and retries one whose worker
+  or node was lost (``retries`` times) before recording it as failed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+FAILED = -1e9
+Job = dict[str, Any]
+Result = dict[str, Any]
+
+
+def worker_env(gpus_per_eval: float) -> dict[str, str]:
+    """Environment for workers, set before JAX is imported there."""
+    env = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+    if gpus_per_eval == 0:
+        env["JAX_PLATFORMS"] = "cpu"
+    return env
+
+
+def failed_result(job: Job, error: str, wall: float = 0.0) -> Result:
+    return {"id": job["id"], "fitness": FAILED, "tasks": {}, "error": error,
+            "worker": f"{socket.gethostname()}:{os.getpid()}",
+            "timing": {"wall_time": wall, "compile_time": 0.0}}
+
+
+def evaluate_job(job: Job) -> Result:
+    """Train the job's program on its tasks and seeds; never raises."""
+    start = time.perf_counter()
+    try:
+        from dsl import parse
+        from evaluators import evaluate
+        from evaluators.fitness import combine
+
+        program = parse(job["source"])
+        tasks, compile_time = {}, 0.0
+        for name in job["tasks"]:
+            r = evaluate(program, name, tuple(job["seeds"]))
+            compile_time += r.compile_time
+            tasks[name] = {"fitness": r.fitness, "metrics": list(r.metrics),
+                           "steps": list(r.steps), "diverged": r.diverged, "error": r.error}
+        return {"id": job["id"], "fitness": combine(t["fitness"] for t in tasks.values()),
+                "tasks": tasks, "error": None,
+                "worker": f"{socket.gethostname()}:{os.getpid()}",
+                "timing": {"wall_time": time.perf_counter() - start,
+                           "compile_time": compile_time}}
+    except Exception as e:  # a crash is a failed candidate, not the end of a search
+        return failed_result(job, f"{type(e).__name__}: {e}", time.perf_counter() - start)
+
+
+class SerialExecutor:
+    """Runs each job in this process when results are asked for, in order."""
+
+    def __init__(self, evaluate: Callable[[Job], Result] = evaluate_job) -> None:
+        self.evaluate = evaluate
+        self.queue: list[Job] = []
+
+    @property
+    def pending(self) -> int:
+        return len(self.queue)
+
+    def submit(self, job: Job) -> None:
+        self.queue.append(job)
+
+    def wait(self) -> list[Result]:
+        return [self.evaluate(self.queue.pop(0))] if self.queue else []
+
+    def shutdown(self) -> None:
+        self.queue.clear()
+
+
+class RayExecutor:
+    """Runs jobs as Ray tasks; results in completion order."""
+
+    def __init__(
+        self, *, workers: int, address: str | None = None, cpus_per_eval: float = 1.0,
+        gpus_per_eval: float = 0.0, timeout_s: float = 600.0, retries: int = 2,
+        evaluate: Callable[[Job], Result] = evaluate_job,
+    ) -> None:
+        import ray
+
+        self.ray = ray
+        env = {"env_vars": worker_env(gpus_per_eval)}
+        if not ray.is_initialized():
+            address = address or os.environ.get("RAY_ADDRESS")
+            if address:
+                ray.init(address=address, runtime_env=env, log_to_driver=False)
+            else:
+                ray.init(num_cpus=max(1, int(workers * cpus_per_eval)), include_dashboard=False,
+                         runtime_env=env, log_to_driver=False)
+        self.remote = ray.remote(evaluate).options(
+            num_cpus=cpus_per_eval, num_gpus=gpus_per_eval, max_retries=retries,
+            retry_exceptions=False)
+        self.timeout_s = timeout_s
+        self.inflight: dict[Any, tuple[Job, float]] = {}
+
+    @property
+    def pending(self) -> int:
+        return len(self.inflight)
+
+    def submit(self, job: Job) -> None:
+        self.inflight[self.remote.remote(job)] = (job, time.monotonic())
+
+    def wait(self, poll_s: float = 0.5) -> list[Result]:
+        """At least one result (or a timeout failure) unless nothing is in flight."""
+        ray = self.ray
+        results: list[Result] = []
+        while self.inflight and not results:
+            done, _ = ray.wait(list(self.inflight), num_returns=1, timeout=poll_s)
+            for ref in done:
+                job, _ = self.inflight.pop(ref)
+                try:
+                    results.append(ray.get(ref))
+                except Exception as e:  # worker or node lost after the retries, cancelled
+                    results.append(failed_result(job, f"{type(e).__name__}: {e}"))
+            now = time.monotonic()
+            for ref, (job, started) in list(self.inflight.items()):
+                if now - started > self.timeout_s:
+                    ray.cancel(ref, force=True)  # kills the worker process, not a thread
+                    self.inflight.pop(ref)
+                    results.append(failed_result(
+                        job, f"timeout: still running after {self.timeout_s:.0f} s",
+                        now - started))
+        return results
+
+    def shutdown(self) -> None:
+        for ref in list(self.inflight):
+            self.ray.cancel(ref, force=True)
+        self.inflight.clear()
+
+
+def make_executor(cfg, evaluate: Callable[[Job], Result] = evaluate_job):
+    """The executor a :class:`~search.config.SearchConfig` asks for."""
+    if cfg.executor == "serial":
+        return SerialExecutor(evaluate)
+    return RayExecutor(workers=cfg.workers, address=cfg.address, cpus_per_eval=cfg.cpus_per_eval,
+                       gpus_per_eval=cfg.gpus_per_eval, timeout_s=cfg.timeout_s,
+                       retries=cfg.retries, evaluate=evaluate)

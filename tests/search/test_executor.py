@@ -1,0 +1,103 @@
+"""Tests for search/executor.py: serial and Ray executors, timeouts, lost nodes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from dsl import library
+from search.config import SearchConfig
+from search.executor import FAILED, SerialExecutor, evaluate_job, worker_env
+from search.loop import Search
+from search.rundir import RunDir
+
+
+def job(i: int, source: str | None = None, tasks=("quadratic/A",)) -> dict:
+    return {"id": i, "source": source or library.get("warmstart").to_source(),
+            "tasks": list(tasks), "seeds": [0]}
+
+
+def test_evaluate_job_never_raises() -> None:
+    ok = evaluate_job(job(1))
+    assert ok["fitness"] == 0.0 and ok["error"] is None and "quadratic/A" in ok["tasks"]
+    broken = evaluate_job(job(2, "def train(w, g, lr, t):\n  u = sqr(g)\n  return u\n"))
+    assert broken["fitness"] == FAILED and "unknown function 'sqr'" in broken["error"]
+    unknown = evaluate_job(job(3, tasks=("nope/A",)))
+    assert unknown["fitness"] == FAILED and "unknown task" in unknown["error"]
+
+
+def test_serial_executor_is_fifo() -> None:
+    ex = SerialExecutor(lambda j: {"id": j["id"], "fitness": 0.0})
+    for i in range(3):
+        ex.submit({"id": i})
+    assert [ex.wait()[0]["id"] for _ in range(3)] == [0, 1, 2]
+    assert ex.wait() == []
+
+
+def test_worker_environment() -> None:
+    assert worker_env(0) == {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "JAX_PLATFORMS": "cpu"}
+    assert "JAX_PLATFORMS" not in worker_env(1)
+
+
+def slow_evaluate(j):
+    time.sleep(j.get("sleep", 0.0))
+    return {"id": j["id"], "fitness": float(j["id"]), "tasks": {}, "error": None,
+            "worker": "x", "timing": {}}
+
+
+@pytest.fixture
+def ray_local():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_executor_completion_order_and_timeout(ray_local) -> None:
+    from search.executor import RayExecutor
+
+    ex = RayExecutor(workers=2, timeout_s=3.0, evaluate=slow_evaluate)
+    ex.submit({"id": 1, "sleep": 1.0})
+    ex.submit({"id": 2, "sleep": 0.0})
+    first = ex.wait()
+    assert [r["id"] for r in first] == [2]  # completion order, not submission order
+    assert ex.wait()[0]["id"] == 1
+    ex.submit({"id": 3, "sleep": 60.0})
+    start = time.monotonic()
+    out = ex.wait()
+    assert out[0]["id"] == 3 and out[0]["fitness"] == FAILED and "timeout" in out[0]["error"]
+    assert time.monotonic() - start < 20
+
+
+def test_a_node_removed_mid_search_loses_no_evaluation(tmp_path) -> None:
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    from search.executor import RayExecutor
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    worker = cluster.add_node(num_cpus=2)
+    ray.init(address=cluster.address, log_to_driver=False)
+    try:
+        cfg = SearchConfig(executor="ray", population=4, plateau=50, max_evals=12, workers=3,
+                           tasks=["quadratic/A"], seeds=[0], retries=2)
+        run = RunDir.create(tmp_path / "run", cfg)
+        executor = RayExecutor(workers=3, evaluate=evaluate_job, retries=2, timeout_s=300)
+        search = Search(cfg, run, executor)
+        removed = []
+
+        def progress(stats):
+            if stats.evaluated >= 3 and not removed:
+                cluster.remove_node(worker)
+                cluster.add_node(num_cpus=2)
+                removed.append(True)
+
+        search.run_until_done(progress)
+        history = list(run.history())
+        assert removed
+        assert sum(not r["cached"] for r in history) == 12
+        assert len({r["id"] for r in history}) == len(history)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()

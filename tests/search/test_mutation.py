@@ -1,0 +1,77 @@
+"""Tests for search/mutation.py: every outcome allowed, every required outcome seen."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from dsl import library
+from search.config import MutationConfig
+from search.mutation import KINDS, mutate, valid
+
+CFG = MutationConfig()
+
+
+def changed_args(parent, child):
+    return [(i, j) for i, (a, b) in enumerate(zip(parent.statements, child.statements, strict=True))
+            for j, (x, y) in enumerate(zip(a.args, b.args, strict=True)) if x != y]
+
+
+@pytest.mark.parametrize("name", ["warmstart", "lion", "adafactor", "program4"])
+def test_every_outcome_is_allowed(name: str) -> None:
+    parent = library.get(name)
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        child, m = mutate(parent, rng, CFG)
+        assert m["kind"] in KINDS
+        assert valid(child, CFG.check_shapes)
+        n, k = len(parent.statements), len(child.statements)
+        if m["kind"] == "insert":
+            assert k == n + 1 and child.statements[m["at"]].to_source() == m["statement"]
+        elif m["kind"] == "delete":
+            assert k == n - 1 and parent.statements[m["at"]].to_source() == m["statement"]
+        else:
+            assert k == n and changed_args(parent, child) == [(m["at"], m["arg"])]
+            if m["kind"] == "perturb_constant":
+                ratio = child.statements[m["at"]].args[m["arg"]] / parent.statements[
+                    m["at"]].args[m["arg"]]
+                assert ratio > 0  # times 2^a: the sign never flips
+
+
+def test_every_required_outcome_eventually_appears() -> None:
+    parent = library.get("warmstart")
+    rng = np.random.default_rng(1)
+    kinds, inserted_at, arg_kinds, targets = Counter(), set(), set(), set()
+    for _ in range(600):
+        child, m = mutate(parent, rng, CFG)
+        kinds[m["kind"]] += 1
+        if m["kind"] == "insert":
+            inserted_at.add(m["at"])
+            target = child.statements[m["at"]].target
+            targets.add("new" if target not in {s.target for s in parent.statements}
+                        | set(parent.state_names) | {"w", "g", "lr", "t"} else "existing")
+        if m["kind"] == "change_arg":
+            new = child.statements[m["at"]].args[m["arg"]]
+            arg_kinds.add("constant" if isinstance(new, float) else "variable")
+    assert set(kinds) == set(KINDS)
+    assert {0, len(parent.statements)} <= inserted_at
+    assert arg_kinds == {"constant", "variable"}
+    assert targets == {"new", "existing"}
+
+
+def test_limits_and_restricted_kinds() -> None:
+    rng = np.random.default_rng(2)
+    short = MutationConfig(max_length=len(library.get("lion").statements))
+    for _ in range(50):
+        child, m = mutate(library.get("lion"), rng, short)
+        assert len(child.statements) <= short.max_length
+    for _ in range(30):
+        _, m = mutate(library.get("lion"), rng, CFG, ("perturb_constant",))
+        assert m["kind"] == "perturb_constant"
+
+
+def test_same_seed_same_children() -> None:
+    a = [mutate(library.get("adamw"), np.random.default_rng(5), CFG)[0] for _ in range(2)]
+    assert a[0] == a[1]
