@@ -25,11 +25,19 @@ Job = dict[str, Any]
 Result = dict[str, Any]
 
 
-def worker_env(gpus_per_eval: float) -> dict[str, str]:
-    """Environment for workers, set before JAX is imported there."""
+def worker_env(gpus_per_eval: float, cpus_per_eval: float = 1.0) -> dict[str, str]:
+    """Environment for workers, set before JAX is imported there.
+
+    No GPU memory preallocation (several workers share a GPU); CPU-only JAX on
+    CPU workers; and XLA's CPU threads limited to the CPUs Ray reserved, so that
+    workers do not oversubscribe the machine.
+    """
     env = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
     if gpus_per_eval == 0:
         env["JAX_PLATFORMS"] = "cpu"
+    threads = max(1, int(cpus_per_eval))
+    env["XLA_FLAGS"] = (f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
+                        f"intra_op_parallelism_threads={threads}")
     return env
 
 
@@ -95,7 +103,7 @@ class RayExecutor:
         import ray
 
         self.ray = ray
-        env = {"env_vars": worker_env(gpus_per_eval)}
+        env = {"env_vars": worker_env(gpus_per_eval, cpus_per_eval)}
         if not ray.is_initialized():
             address = address or os.environ.get("RAY_ADDRESS")
             if address:

@@ -95,3 +95,28 @@ def test_an_existing_run_directory_is_not_overwritten(tmp_path) -> None:
     r = run_cli("--run-dir", str(tmp_path / "run"), "--serial", timeout=60)
     assert r.returncode == 2 and "already holds a search" in r.stderr
     assert (tmp_path / "run" / "config.json").read_text() == "{}"
+
+
+def test_ctrl_c_writes_the_checkpoint_and_says_how_to_resume(tmp_path) -> None:
+    import json
+    import signal
+    import time
+
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"tasks": ["quadratic/A"], "seeds": [0], "max_evals": 500,
+                               "population": 4, "executor": "serial"}))
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "run_search.py", "--config", str(cfg), "--run-dir",
+                             str(run)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    history = run / "history.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (history.exists() and
+                                          sum(1 for _ in history.open()) >= 5):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert f"resume with --resume {run}" in out and "Traceback" not in err
+    checkpoint = json.loads((run / "checkpoint.json").read_text())
+    assert checkpoint["history_lines"] == sum(1 for _ in history.open())

@@ -36,8 +36,11 @@ def test_serial_executor_is_fifo() -> None:
 
 
 def test_worker_environment() -> None:
-    assert worker_env(0) == {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "JAX_PLATFORMS": "cpu"}
+    env = worker_env(0)
+    assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" and env["JAX_PLATFORMS"] == "cpu"
+    assert "intra_op_parallelism_threads=1" in env["XLA_FLAGS"]
     assert "JAX_PLATFORMS" not in worker_env(1)
+    assert "intra_op_parallelism_threads=4" in worker_env(0, 4)["XLA_FLAGS"]
 
 
 def slow_evaluate(j):
