@@ -23,9 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dsl import Program, Statement, abstract, library
+from dsl import library
 from evaluators import evaluate, tasks
 from evaluators.engine import device_data, direct_runner, run_direct, run_engine, seed_keys
+from search.generate import perturbed_constants
 
 SEEDS = (0, 1)
 
@@ -53,24 +54,6 @@ def warm_start_in_optax(schedule) -> optax.GradientTransformation:
     return optax.GradientTransformation(init, update)
 
 
-def mutants(n: int, seed: int = 0) -> list[Program]:
-    """``n`` warm-start programs with every constant scaled by 2^a, a ~ N(0, 0.3)."""
-    rng = np.random.default_rng(seed)
-    base = library.get("warmstart")
-    out, seen = [], set()
-    while len(out) < n:
-        sts = tuple(
-            Statement(s.target, s.op, tuple(
-                float(np.round(a * 2.0 ** rng.normal(0, 0.3), 6)) if isinstance(a, float) else a
-                for a in s.args))
-            for s in base.statements)
-        p = base.model_copy(update={"statements": sts})
-        if abstract.fingerprint(p) not in seen:
-            seen.add(abstract.fingerprint(p))
-            out.append(p)
-    return out
-
-
 def best_of(fn, repeats: int = 3) -> float:
     times = []
     for _ in range(repeats):
@@ -92,7 +75,8 @@ def main() -> None:
     reference(keys, train, val)  # compile
     t_ref = best_of(lambda: reference(keys, train, val))
 
-    programs = mutants(args.programs)
+    programs = perturbed_constants(library.get("warmstart"), np.random.default_rng(0),
+                                   args.programs)
     start = time.perf_counter()
     compile_time = 0.0
     diverged = 0

@@ -19,28 +19,14 @@ import time
 
 import numpy as np
 
-from dsl import Statement, abstract, library
+from dsl import library
 from search.config import SearchConfig
 from search.executor import RayExecutor, SerialExecutor
+from search.generate import perturbed_constants
 from search.loop import Search
 from search.rundir import RunDir
 
 TASKS = SearchConfig().tasks
-
-
-def mutants(n: int) -> list[str]:
-    rng = np.random.default_rng(0)
-    base = library.get("warmstart")
-    out, seen = [], set()
-    while len(out) < n:
-        sts = tuple(Statement(s.target, s.op, tuple(
-            float(np.round(a * 2.0 ** rng.normal(0, 0.3), 6)) if isinstance(a, float) else a
-            for a in s.args)) for s in base.statements)
-        p = base.model_copy(update={"statements": sts})
-        if abstract.fingerprint(p) not in seen:
-            seen.add(abstract.fingerprint(p))
-            out.append(p.to_source())
-    return out
 
 
 def rate(workers: int, sources: list[str]) -> float:
@@ -72,7 +58,8 @@ def main() -> None:
     parser.add_argument("--programs", type=int, default=40)
     parser.add_argument("--skip-default-search", action="store_true")
     args = parser.parse_args()
-    sources = mutants(args.programs)
+    sources = [p.to_source() for p in perturbed_constants(
+        library.get("warmstart"), np.random.default_rng(0), args.programs)]
     one = rate(1, sources)
     two = rate(2, sources)
     print(f"tasks: {', '.join(TASKS)}; {args.programs} programs, 2 seeds")

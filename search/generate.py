@@ -41,6 +41,22 @@ def random_statement(rng: np.random.Generator, variables: list[str], target: str
     return Statement(target, op.name, random_args(rng, op, variables))
 
 
+def perturbed_constants(program: Program, rng: np.random.Generator, n: int,
+                        scale: float = 0.3) -> list[Program]:
+    """``n`` functionally distinct copies of ``program`` with every constant scaled
+    by 2^a, a ~ N(0, ``scale``): programs of one structure, for benchmarks."""
+    out, seen = [], set()
+    while len(out) < n:
+        statements = tuple(Statement(s.target, s.op, tuple(
+            float(np.round(a * 2.0 ** rng.normal(0, scale), 6)) if isinstance(a, float) else a
+            for a in s.args)) for s in program.statements)
+        child = program.model_copy(update={"statements": statements})
+        if abstract.fingerprint(child) not in seen:
+            seen.add(abstract.fingerprint(child))
+            out.append(child)
+    return out
+
+
 def random_program(
     rng: np.random.Generator,
     length: int,

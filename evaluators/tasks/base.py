@@ -70,6 +70,21 @@ class Task:
         return jnp.where(step < warmup, rise, fall)
 
 
+def classifier(
+    name: str, steps: int, batch_size: int, init: Callable[[jax.Array], Params],
+    logits: Callable[[Params, jax.Array], jax.Array], data: Callable[[], Data], **kw: Any,
+) -> Task:
+    """A classification task: cross-entropy of ``logits(params, x)`` on (x, label) data,
+    validation cross-entropy as the metric."""
+    family, _, tier = name.partition("/")
+    return Task(
+        name=name, family=family, tier=tier, steps=steps, batch_size=batch_size, init=init,
+        loss=lambda p, b: cross_entropy(logits(p, b[0]), b[1]),
+        metric=lambda p, v: cross_entropy(logits(p, v[0]), v[1]),
+        data=data, **kw,
+    )
+
+
 def dense_init(key: jax.Array, widths: tuple[int, ...]) -> list[dict[str, jax.Array]]:
     """He-initialised dense layers with zero biases."""
     layers = []

@@ -7,7 +7,7 @@ from functools import cache
 import jax
 import jax.numpy as jnp
 
-from evaluators.tasks.base import Data, Task, cross_entropy, split
+from evaluators.tasks.base import Data, Task, classifier, split
 
 #: tier -> (channels, steps, batch)
 TIERS = {"A": (8, 600, 64), "B": (24, 2000, 64), "C": (64, 5000, 128)}
@@ -42,13 +42,8 @@ def _logits(p: dict[str, jax.Array], x: jax.Array) -> jax.Array:
 
 def make(tier: str) -> Task:
     channels, steps, batch = TIERS[tier]
-    return Task(
-        name=f"cnn_digits/{tier}", family="cnn_digits", tier=tier, steps=steps,
-        batch_size=batch,
-        init=lambda key: _init(key, channels),
-        loss=lambda p, b: cross_entropy(_logits(p, b[0]), b[1]),
-        metric=lambda p, v: cross_entropy(_logits(p, v[0]), v[1]),
-        data=_data,
+    return classifier(
+        f"cnn_digits/{tier}", steps, batch, lambda key: _init(key, channels), _logits, _data,
         held_out=True,
         description=f"CNN (3x3 conv, {channels} channels, pool, dense) on sklearn digits",
     )

@@ -6,7 +6,7 @@ from functools import cache
 
 import numpy as np
 
-from evaluators.tasks.base import Data, Task, cross_entropy, dense_init, mlp
+from evaluators.tasks.base import Data, Task, classifier, dense_init, mlp
 
 #: tier -> (hidden width, steps, batch). B is ~10x A in width^2 x steps, C ~100x.
 TIERS = {"A": (64, 800, 64), "B": (128, 2400, 64), "C": (320, 5000, 128)}
@@ -30,12 +30,7 @@ def _data() -> Data:
 def make(tier: str) -> Task:
     width, steps, batch = TIERS[tier]
     widths = (40, width, width, 10)
-    return Task(
-        name=f"mlp_mnist1d/{tier}", family="mlp_mnist1d", tier=tier, steps=steps,
-        batch_size=batch,
-        init=lambda key: dense_init(key, widths),
-        loss=lambda p, b: cross_entropy(mlp(p, b[0]), b[1]),
-        metric=lambda p, v: cross_entropy(mlp(p, v[0]), v[1]),
-        data=_data,
+    return classifier(
+        f"mlp_mnist1d/{tier}", steps, batch, lambda key: dense_init(key, widths), mlp, _data,
         description=f"MLP 40-{width}-{width}-10 on MNIST-1D, {steps} steps",
     )
