@@ -60,6 +60,39 @@ def _shape(text: str) -> tuple[int, ...]:
     return dims
 
 
+def _export(args: argparse.Namespace) -> None:
+    from dsl.export import export_source, hyperparameters_of, module_name
+    from search.loop import load_program
+    from search.rundir import RunDir, RunDirError
+
+    spec, hyper, origin = args.program, {}, None
+    if Path(spec).is_dir():
+        try:
+            state = RunDir(spec).checkpoint()
+        except RunDirError as e:
+            raise InputError(str(e)) from None
+        best = (state or {}).get("evolution", {}).get("best")
+        if not best:
+            raise InputError(f"{spec}: no best program yet (no checkpoint.json with a result)")
+        from dsl import parse
+
+        program = parse(best["source"])
+        origin = f"run {spec}, program {best['id']} (fitness {best['fitness']:+.4f})"
+    else:
+        program = load_program(spec)
+        if spec in library.names():
+            hyper, origin = hyperparameters_of(library.source(spec)), f"library program {spec!r}"
+        else:
+            hyper, origin = hyperparameters_of(Path(spec).read_text(encoding="utf-8")), spec
+    target = Path(args.out) / f"{module_name(args.name)}.py"
+    if target.exists() and not args.force:
+        raise InputError(f"{target} exists; pass --force to replace it")
+    text = export_source(program, args.name, hyperparameters=hyper, origin=origin)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    print(f"wrote {target}")
+
+
 # --- search ------------------------------------------------------------------------
 
 
@@ -175,6 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("program", help="a library name (e.g. adamw) or a .dsl file")
     check.add_argument("--shape", type=_shape, default=(256, 128), help="leaf shape, e.g. 256x128")
     sub.add_parser("library", help="list the library programs")
+    export = sub.add_parser("export", help="write a program as discovered/NAME.py")
+    export.add_argument("program", help="a run directory (its best program), a .dsl file, "
+                                        "or a library name")
+    export.add_argument("--name", required=True, help="the optimizer's name, e.g. lion")
+    export.add_argument("--out", default="discovered", help="folder to write into")
+    export.add_argument("--force", action="store_true", help="replace an existing module")
     args = parser.parse_args(argv)
 
     try:
@@ -182,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             _check(args.program, args.shape)
         elif args.command == "library":
             print("\n".join(library.names()))
+        elif args.command == "export":
+            _export(args)
         else:
             return _search(args)
     except (ProgramError, InputError) as e:

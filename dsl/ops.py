@@ -72,6 +72,9 @@ class Op:
     operator printed between two arguments (``+``), or ``None`` for call syntax.
     ``factored`` ops (Adafactor's) take a keyword ``min_dim``, the factoring
     threshold, in both ``fn`` and ``shape``; see :func:`factored_dims`.
+    ``code`` is the expression exported code uses, over an array namespace
+    ``xp`` with NumPy's names (``{0}`` is the first argument); None where export
+    does not support the function yet.
     """
 
     name: str
@@ -84,6 +87,7 @@ class Op:
     commutative: bool = False
     reduces: bool = False
     factored: bool = False
+    code: str | None = None
 
     def __post_init__(self) -> None:
         if not self.kinds:
@@ -162,8 +166,7 @@ def _unfactor_shape(
     for name, got, expected in (("row", r, want[0]), ("column", c, want[1])):
         if got is not None and got != expected:
             raise ShapeError(
-                f"the {name} statistic has shape {got}, but a leaf of shape {like} "
-                f"needs {expected}"
+                f"the {name} statistic has shape {got}, but a leaf of shape {like} needs {expected}"
             )
     return like
 
@@ -220,80 +223,187 @@ def _add(name: str, arity: int, fn: Callable[..., Any], doc: str, **kw: Any) -> 
     OPS[name] = Op(name=name, arity=arity, fn=fn, doc=doc, **kw)
 
 
-def _unary(name: str, fn: Callable[..., Any], doc: str) -> None:
-    _add(name, 1, fn, doc)
+def _unary(name: str, fn: Callable[..., Any], doc: str, **kw: Any) -> None:
+    _add(name, 1, fn, doc, **kw)
 
 
 # Primitives.
-_add("add", 2, lambda xp, a, b: a + b, "a + b", infix="+", commutative=True)
-_add("sub", 2, lambda xp, a, b: a - b, "a - b", infix="-")
-_add("mul", 2, lambda xp, a, b: a * b, "a * b", infix="*", commutative=True)
-_add("div", 2, lambda xp, a, b: a / b, "a / b", infix="/")
-_add("max", 2, lambda xp, a, b: xp.maximum(a, b), "elementwise maximum", commutative=True)
-_add("min", 2, lambda xp, a, b: xp.minimum(a, b), "elementwise minimum", commutative=True)
+_add("add", 2, lambda xp, a, b: a + b, "a + b", infix="+", commutative=True, code="{0} + {1}")
+_add("sub", 2, lambda xp, a, b: a - b, "a - b", infix="-", code="{0} - {1}")
+_add("mul", 2, lambda xp, a, b: a * b, "a * b", infix="*", commutative=True, code="{0} * {1}")
+_add("div", 2, lambda xp, a, b: a / b, "a / b", infix="/", code="{0} / {1}")
+_add(
+    "max",
+    2,
+    lambda xp, a, b: xp.maximum(a, b),
+    "elementwise maximum",
+    commutative=True,
+    code="xp.maximum({0}, {1})",
+)
+_add(
+    "min",
+    2,
+    lambda xp, a, b: xp.minimum(a, b),
+    "elementwise minimum",
+    commutative=True,
+    code="xp.minimum({0}, {1})",
+)
 
 # Unary, elementwise.
-_unary("abs", lambda xp, x: xp.abs(x), "|x|")
-_unary("cos", lambda xp, x: xp.cos(x), "cosine")
-_unary("sin", lambda xp, x: xp.sin(x), "sine")
-_unary("tan", lambda xp, x: xp.tan(x), "tangent")
-_unary("arcsin", lambda xp, x: xp.arcsin(x), "inverse sine (NaN outside [-1, 1])")
-_unary("arccos", lambda xp, x: xp.arccos(x), "inverse cosine (NaN outside [-1, 1])")
-_unary("arctan", lambda xp, x: xp.arctan(x), "inverse tangent")
-_unary("sinh", lambda xp, x: xp.sinh(x), "hyperbolic sine")
-_unary("cosh", lambda xp, x: xp.cosh(x), "hyperbolic cosine")
-_unary("tanh", lambda xp, x: xp.tanh(x), "hyperbolic tangent")
-_unary("arcsinh", lambda xp, x: xp.arcsinh(x), "inverse hyperbolic sine")
-_unary("arccosh", lambda xp, x: xp.arccosh(x), "inverse hyperbolic cosine (NaN below 1)")
-_unary("arctanh", lambda xp, x: xp.arctanh(x), "inverse hyperbolic tangent")
-_unary("exp", lambda xp, x: xp.exp(x), "e^x")
-_unary("exp2", lambda xp, x: xp.exp2(x), "2^x")
-_unary("exp10", lambda xp, x: xp.power(10.0, x), "10^x")
-_unary("expm1", lambda xp, x: xp.expm1(x), "e^x - 1")
-_unary("log", lambda xp, x: xp.log(xp.abs(x)), "log|x|")
-_unary("log10", lambda xp, x: xp.log10(xp.abs(x)), "log10|x|")
-_unary("log2", lambda xp, x: xp.log2(xp.abs(x)), "log2|x|")
-_unary("log1p", lambda xp, x: xp.log1p(xp.abs(x)), "log(1 + |x|)")
-_unary("square", lambda xp, x: x * x, "x^2")
-_unary("sqrt", lambda xp, x: xp.sqrt(xp.abs(x)), "sqrt|x|")
-_unary("cube", lambda xp, x: x * x * x, "x^3")
+_unary("abs", lambda xp, x: xp.abs(x), "|x|", code="xp.abs({0})")
+_unary("cos", lambda xp, x: xp.cos(x), "cosine", code="xp.cos({0})")
+_unary("sin", lambda xp, x: xp.sin(x), "sine", code="xp.sin({0})")
+_unary("tan", lambda xp, x: xp.tan(x), "tangent", code="xp.tan({0})")
+_unary(
+    "arcsin",
+    lambda xp, x: xp.arcsin(x),
+    "inverse sine (NaN outside [-1, 1])",
+    code="xp.arcsin({0})",
+)
+_unary(
+    "arccos",
+    lambda xp, x: xp.arccos(x),
+    "inverse cosine (NaN outside [-1, 1])",
+    code="xp.arccos({0})",
+)
+_unary("arctan", lambda xp, x: xp.arctan(x), "inverse tangent", code="xp.arctan({0})")
+_unary("sinh", lambda xp, x: xp.sinh(x), "hyperbolic sine", code="xp.sinh({0})")
+_unary("cosh", lambda xp, x: xp.cosh(x), "hyperbolic cosine", code="xp.cosh({0})")
+_unary("tanh", lambda xp, x: xp.tanh(x), "hyperbolic tangent", code="xp.tanh({0})")
+_unary("arcsinh", lambda xp, x: xp.arcsinh(x), "inverse hyperbolic sine", code="xp.arcsinh({0})")
+_unary(
+    "arccosh",
+    lambda xp, x: xp.arccosh(x),
+    "inverse hyperbolic cosine (NaN below 1)",
+    code="xp.arccosh({0})",
+)
+_unary("arctanh", lambda xp, x: xp.arctanh(x), "inverse hyperbolic tangent", code="xp.arctanh({0})")
+_unary("exp", lambda xp, x: xp.exp(x), "e^x", code="xp.exp({0})")
+_unary("exp2", lambda xp, x: xp.exp2(x), "2^x", code="xp.exp2({0})")
+_unary("exp10", lambda xp, x: xp.power(10.0, x), "10^x", code="xp.exp({0} * 2.302585092994046)")
+_unary("expm1", lambda xp, x: xp.expm1(x), "e^x - 1", code="xp.expm1({0})")
+_unary("log", lambda xp, x: xp.log(xp.abs(x)), "log|x|", code="xp.log(xp.abs({0}))")
+_unary("log10", lambda xp, x: xp.log10(xp.abs(x)), "log10|x|", code="xp.log10(xp.abs({0}))")
+_unary("log2", lambda xp, x: xp.log2(xp.abs(x)), "log2|x|", code="xp.log2(xp.abs({0}))")
+_unary("log1p", lambda xp, x: xp.log1p(xp.abs(x)), "log(1 + |x|)", code="xp.log1p(xp.abs({0}))")
+_unary("square", lambda xp, x: x * x, "x^2", code="{0} * {0}")
+_unary("sqrt", lambda xp, x: xp.sqrt(xp.abs(x)), "sqrt|x|", code="xp.sqrt(xp.abs({0}))")
+_unary("cube", lambda xp, x: x * x * x, "x^3", code="{0} * {0} * {0}")
 _unary("cbrt", lambda xp, x: xp.cbrt(x), "cube root")
-_unary("sign", lambda xp, x: xp.sign(x), "sign: -1, 0 or 1")
-_unary("reciprocal", lambda xp, x: 1.0 / x, "1 / x")
+_unary("sign", lambda xp, x: xp.sign(x), "sign: -1, 0 or 1", code="xp.sign({0})")
+_unary("reciprocal", lambda xp, x: 1.0 / x, "1 / x", code="1.0 / {0}")
 _unary("norm", lambda xp, x: safe_div(xp, x, _l2(xp, x)), "x / ||x|| over the leaf")
-_unary("invert", lambda xp, x: 1.0 - x, "1 - x")
-_unary("negative", lambda xp, x: -x, "-x")
+_unary("invert", lambda xp, x: 1.0 - x, "1 - x", code="1.0 - {0}")
+_unary("negative", lambda xp, x: -x, "-x", code="-{0}")
 
 # Others of the Lion search.
-_add("global_norm", 1, lambda xp, x: _l2(xp, x), "||x||, the L2 norm of the leaf", shape=to_scalar,
-     reduces=True)
-_add("interp", 3, lambda xp, x, y, a: (1.0 - a) * x + a * y, "(1 - a) * x + a * y")
-_add("dot", 2, lambda xp, x, y: xp.sum(x * y), "sum(x * y) over the leaf", shape=to_scalar,
-     commutative=True, reduces=True)
-_add("cosine_sim", 2, lambda xp, x, y: safe_div(xp, xp.sum(x * y), _l2(xp, x) * _l2(xp, y)),
-     "dot(x, y) / (||x|| ||y||)", shape=to_scalar, commutative=True, reduces=True)
-_add("clip_by_global_norm", 2, _clip_by_norm, "x * min(1, |c| / ||x||)",
-     shape=lambda x, c: x, kinds=("any", "scalar"))
-_add("power", 2, lambda xp, b, x: xp.power(b, x), "b^x")
-_add("clip", 2, lambda xp, x, c: xp.clip(x, -xp.abs(c), xp.abs(c)), "x clipped to [-|c|, |c|]")
+_add(
+    "global_norm",
+    1,
+    lambda xp, x: _l2(xp, x),
+    "||x||, the L2 norm of the leaf",
+    shape=to_scalar,
+    reduces=True,
+)
+_add(
+    "interp",
+    3,
+    lambda xp, x, y, a: (1.0 - a) * x + a * y,
+    "(1 - a) * x + a * y",
+    code="(1.0 - {2}) * {0} + {2} * {1}",
+)
+_add(
+    "dot",
+    2,
+    lambda xp, x, y: xp.sum(x * y),
+    "sum(x * y) over the leaf",
+    shape=to_scalar,
+    commutative=True,
+    reduces=True,
+)
+_add(
+    "cosine_sim",
+    2,
+    lambda xp, x, y: safe_div(xp, xp.sum(x * y), _l2(xp, x) * _l2(xp, y)),
+    "dot(x, y) / (||x|| ||y||)",
+    shape=to_scalar,
+    commutative=True,
+    reduces=True,
+)
+_add(
+    "clip_by_global_norm",
+    2,
+    _clip_by_norm,
+    "x * min(1, |c| / ||x||)",
+    shape=lambda x, c: x,
+    kinds=("any", "scalar"),
+)
+_add("power", 2, lambda xp, b, x: xp.power(b, x), "b^x", code="{0} ** {1}")
+_add(
+    "clip",
+    2,
+    lambda xp, x, c: xp.clip(x, -xp.abs(c), xp.abs(c)),
+    "x clipped to [-|c|, |c|]",
+    code="xp.clip({0}, -abs({1}), abs({1}))",
+)
 
 # For the seed optimizers: step logic, reductions, factored moments.
-_add("mod", 2, lambda xp, a, b: xp.mod(a, b), "a mod b (floored)")
-_add("gt", 2, lambda xp, a, b: (a > b) * 1.0, "1 where a > b, else 0")
-_add("ge", 2, lambda xp, a, b: (a >= b) * 1.0, "1 where a >= b, else 0")
-_add("lt", 2, lambda xp, a, b: (a < b) * 1.0, "1 where a < b, else 0")
-_add("le", 2, lambda xp, a, b: (a <= b) * 1.0, "1 where a <= b, else 0")
-_add("eq", 2, lambda xp, a, b: (a == b) * 1.0, "1 where a == b, else 0", commutative=True)
-_add("where", 3, lambda xp, c, a, b: xp.where(c != 0, a, b), "a where c != 0, else b")
+_add("mod", 2, lambda xp, a, b: xp.mod(a, b), "a mod b (floored)", code="{0} % {1}")
+_add("gt", 2, lambda xp, a, b: (a > b) * 1.0, "1 where a > b, else 0", code="({0} > {1}) * 1.0")
+_add("ge", 2, lambda xp, a, b: (a >= b) * 1.0, "1 where a >= b, else 0", code="({0} >= {1}) * 1.0")
+_add("lt", 2, lambda xp, a, b: (a < b) * 1.0, "1 where a < b, else 0", code="({0} < {1}) * 1.0")
+_add("le", 2, lambda xp, a, b: (a <= b) * 1.0, "1 where a <= b, else 0", code="({0} <= {1}) * 1.0")
+_add(
+    "eq",
+    2,
+    lambda xp, a, b: (a == b) * 1.0,
+    "1 where a == b, else 0",
+    commutative=True,
+    code="({0} == {1}) * 1.0",
+)
+_add(
+    "where",
+    3,
+    lambda xp, c, a, b: xp.where(c != 0, a, b),
+    "a where c != 0, else b",
+    code="xp.where({0} != 0, {1}, {2})",
+)
 _add("mean", 1, lambda xp, x: xp.mean(x), "mean of the leaf", shape=to_scalar, reduces=True)
-_add("rms", 1, lambda xp, x: xp.sqrt(xp.mean(x * x)), "root mean square of the leaf",
-     shape=to_scalar, reduces=True)
-_add("factor_row", 1, _factor_row, "Adafactor row statistic (mean over the largest axis)",
-     shape=_row_shape, reduces=True, factored=True)
-_add("factor_col", 1, _factor_col, "Adafactor column statistic (mean over the 2nd-largest axis)",
-     shape=_col_shape, reduces=True, factored=True)
-_add("unfactor", 3, _unfactor, "r ⊗ c / mean(r), shaped like the third argument",
-     shape=_unfactor_shape, reduces=True, factored=True)
+_add(
+    "rms",
+    1,
+    lambda xp, x: xp.sqrt(xp.mean(x * x)),
+    "root mean square of the leaf",
+    shape=to_scalar,
+    reduces=True,
+)
+_add(
+    "factor_row",
+    1,
+    _factor_row,
+    "Adafactor row statistic (mean over the largest axis)",
+    shape=_row_shape,
+    reduces=True,
+    factored=True,
+)
+_add(
+    "factor_col",
+    1,
+    _factor_col,
+    "Adafactor column statistic (mean over the 2nd-largest axis)",
+    shape=_col_shape,
+    reduces=True,
+    factored=True,
+)
+_add(
+    "unfactor",
+    3,
+    _unfactor,
+    "r ⊗ c / mean(r), shaped like the third argument",
+    shape=_unfactor_shape,
+    reduces=True,
+    factored=True,
+)
 
 #: Infix operators accepted and printed between two arguments.
 INFIX: dict[str, str] = {op.infix: op.name for op in OPS.values() if op.infix}

@@ -120,3 +120,21 @@ def test_ctrl_c_writes_the_checkpoint_and_says_how_to_resume(tmp_path) -> None:
     assert f"resume with --resume {run}" in out and "Traceback" not in err
     checkpoint = json.loads((run / "checkpoint.json").read_text())
     assert checkpoint["history_lines"] == sum(1 for _ in history.open())
+
+
+def test_export_from_a_run_directory_and_no_overwrite(tmp_path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("tasks: [quadratic/A]\nseeds: [0]\npopulation: 4\n")
+    assert run_cli("--config", str(cfg), "--serial", "--max-evals", "4", "--run-dir",
+                   str(tmp_path / "run")).returncode == 0
+    r = run_cli("export", str(tmp_path / "run"), "--name", "found", "--out", str(tmp_path / "d"))
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "d" / "found.py").read_text()
+    assert "def found(" in text and "class Found(torch.optim.Optimizer)" in text
+    assert f"run {tmp_path / 'run'}" in text
+    again = run_cli("export", str(tmp_path / "run"), "--name", "found", "--out",
+                    str(tmp_path / "d"))
+    assert again.returncode == 2 and "exists; pass --force" in again.stderr
+    assert (tmp_path / "d" / "found.py").read_text() == text
+    empty = run_cli("export", str(tmp_path), "--name", "x", "--out", str(tmp_path / "d"))
+    assert empty.returncode == 2 and "no best program yet" in empty.stderr

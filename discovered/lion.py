@@ -1,0 +1,182 @@
+"""Lion: an optimizer exported from library program 'lion' by optsearch.
+
+Update rule for each parameter tensor w with gradient g at step t = 1, 2, ...
+(lr is the learning rate; the parameter moves by w <- w - update)::
+
+    def train(w, g, lr, t, m):
+      update = interp(g, m, 0.9)
+      update = sign(update)
+      m = interp(g, m, 0.99)
+      decay = w * 0.001
+      update = update + decay
+      update = update * lr
+      return update, m
+
+Hyperparameters (defaults): b1 = 0.9, b2 = 0.99, weight_decay = 0.001.
+
+Example (optax)::
+
+    import jax.numpy as jnp, optax
+    opt = lion(learning_rate=1e-3)
+    params = {"w": jnp.ones(3)}
+    state = opt.init(params)
+    updates, state = opt.update({"w": jnp.ones(3)}, state, params)
+    params = optax.apply_updates(params, updates)
+
+Example (PyTorch)::
+
+    from discovered.lion import Lion
+    opt = Lion(model.parameters(), lr=1e-3)
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+#: The program this module was generated from (optsearch's DSL), for provenance.
+SOURCE = """\
+def train(w, g, lr, t, m):
+  update = interp(g, m, 0.9)
+  update = sign(update)
+  m = interp(g, m, 0.99)
+  decay = w * 0.001
+  update = update + decay
+  update = update * lr
+  return update, m
+"""
+
+
+def lion_rule(xp, w, g, lr, t, m, *, b1: float = 0.9, b2: float = 0.99):
+    """One step on one tensor: (direction, m).
+
+    ``xp`` is ``jax.numpy`` or ``torch``.
+    The weight decay and the learning rate are applied by the callers.
+    """
+    update = (1.0 - b1) * g + b1 * m
+    update = xp.sign(update)
+    m = (1.0 - b2) * g + b2 * m
+    return update, m
+
+
+class ScaleByLionState(NamedTuple):
+    """State of :func:`scale_by_lion`."""
+
+    count: jax.Array
+    m: optax.Updates
+
+
+def scale_by_lion(b1: float = 0.9, b2: float = 0.99) -> optax.GradientTransformation:
+    """The Lion direction as an optax transform (states kept in float32)."""
+
+    def init_fn(params: Any) -> ScaleByLionState:
+        return ScaleByLionState(
+            count=jnp.zeros([], jnp.int32),
+            m=jax.tree.map(lambda w: jnp.zeros(jnp.shape(w), jnp.float32), params),
+        )
+
+    def update_fn(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        if params is None:
+            params = updates
+        t = (state.count + 1).astype(jnp.float32)
+        lr = jnp.asarray(1.0, jnp.float32)
+        leaves, treedef = jax.tree.flatten(updates)
+        weights = treedef.flatten_up_to(params)
+        m_leaves = treedef.flatten_up_to(state.m)
+        outs = [
+            lion_rule(jnp, w, g, lr, t, m_leaves[i], b1=b1, b2=b2)
+            for i, (w, g) in enumerate(zip(weights, leaves, strict=True))
+        ]
+        outs = [o if isinstance(o, tuple) else (o,) for o in outs]
+        directions = [jnp.broadcast_to(o[0], jnp.shape(g)).astype(jnp.asarray(g).dtype)
+                      for o, g in zip(outs, leaves, strict=True)]
+        new_m = [jnp.broadcast_to(o[1], jnp.shape(s)).astype(jnp.float32)
+                  for o, s in zip(outs, m_leaves, strict=True)]
+        return jax.tree.unflatten(treedef, directions), ScaleByLionState(
+            count=optax.safe_increment(state.count),
+            m=jax.tree.unflatten(treedef, new_m),
+        )
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def lion(
+    learning_rate: optax.ScalarOrSchedule,
+    b1: float = 0.9,
+    b2: float = 0.99,
+    weight_decay: float = 0.001,
+) -> optax.GradientTransformation:
+    """Lion as an optax optimizer (see the module docstring for the rule)."""
+    return optax.chain(
+        scale_by_lion(b1=b1, b2=b2),
+        optax.add_decayed_weights(weight_decay),
+        optax.scale_by_learning_rate(learning_rate),
+    )
+
+
+@functools.cache
+def _torch_optimizer() -> type:
+    import torch
+
+    class Lion(torch.optim.Optimizer):
+        """Lion for PyTorch (see the module docstring for the rule)."""
+
+        def __init__(
+            self,
+            params: Any,
+            lr: float = 1e-3,
+            b1: float = 0.9,
+            b2: float = 0.99,
+            weight_decay: float = 0.001,
+        ) -> None:
+            if not lr >= 0.0:
+                raise ValueError(f"invalid learning rate: {lr}")
+            defaults = dict(lr=lr, b1=b1, b2=b2, weight_decay=weight_decay)
+            super().__init__(params, defaults)
+
+        @torch.no_grad()
+        def step(self, closure: Any = None) -> Any:
+            loss = None
+            if closure is not None:
+                with torch.enable_grad():
+                    loss = closure()
+            for group in self.param_groups:
+                lr = group["lr"]
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    state = self.state[p]
+                    if not state:
+                        state["step"] = 0
+                        state["m"] = torch.zeros_like(p, dtype=torch.float32)
+                    state["step"] += 1
+                    t = float(state["step"])
+                    out = lion_rule(
+                        torch,
+                        p,
+                        p.grad,
+                        1.0,
+                        t,
+                        state["m"],
+                        b1=group['b1'],
+                        b2=group['b2'],
+                    )
+                    direction, state["m"] = out
+                    if group["weight_decay"]:
+                        direction = direction + p * group["weight_decay"]
+                    p.sub_(direction.to(p.dtype), alpha=lr)
+            return loss
+
+    Lion.__module__ = __name__
+    return Lion
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Lion":  # built on first use: importing this module needs no torch
+        return _torch_optimizer()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
