@@ -60,12 +60,13 @@ def _shape(text: str) -> tuple[int, ...]:
     return dims
 
 
-def _export(args: argparse.Namespace) -> None:
-    from dsl.export import export_source, hyperparameters_of, module_name
+def _program_arg(spec: str):
+    """(program, named hyperparameters, origin) from a run directory, a file or a name."""
+    from dsl import parse
+    from dsl.export import hyperparameters_of
     from search.loop import load_program
     from search.rundir import RunDir, RunDirError
 
-    spec, hyper, origin = args.program, {}, None
     if Path(spec).is_dir():
         try:
             state = RunDir(spec).checkpoint()
@@ -74,16 +75,42 @@ def _export(args: argparse.Namespace) -> None:
         best = (state or {}).get("evolution", {}).get("best")
         if not best:
             raise InputError(f"{spec}: no best program yet (no checkpoint.json with a result)")
-        from dsl import parse
-
-        program = parse(best["source"])
         origin = f"run {spec}, program {best['id']} (fitness {best['fitness']:+.4f})"
-    else:
-        program = load_program(spec)
-        if spec in library.names():
-            hyper, origin = hyperparameters_of(library.source(spec)), f"library program {spec!r}"
-        else:
-            hyper, origin = hyperparameters_of(Path(spec).read_text(encoding="utf-8")), spec
+        return parse(best["source"]), {}, origin
+    program = load_program(spec)
+    if spec in library.names():
+        return program, hyperparameters_of(library.source(spec)), f"library program {spec!r}"
+    return program, hyperparameters_of(Path(spec).read_text(encoding="utf-8")), spec
+
+
+def _simplify(args: argparse.Namespace) -> None:
+    from evaluators.catalog import names
+    from search.simplify import reads_weights, simplify
+
+    program, _, origin = _program_arg(args.program)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    for task in tasks:
+        if task not in names():
+            raise InputError(f"--tasks: unknown task {task!r}")
+    fitness = None
+    if not args.exact_only:
+        from evaluators import evaluate_all
+
+        def fitness(p):
+            return evaluate_all(p, tasks)[1]
+
+    result = simplify(program, fitness, args.tolerance,
+                      reads_weights if args.keep_weight_decay else None)
+    print(f"simplifying {origin}:")
+    for step in result.log:
+        print(f"  {step}")
+    print(result.program.to_source(), end="")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from dsl.export import export_source, module_name
+
+    program, hyper, origin = _program_arg(args.program)
     target = Path(args.out) / f"{module_name(args.name)}.py"
     if target.exists() and not args.force:
         raise InputError(f"{target} exists; pass --force to replace it")
@@ -208,6 +235,16 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("program", help="a library name (e.g. adamw) or a .dsl file")
     check.add_argument("--shape", type=_shape, default=(256, 128), help="leaf shape, e.g. 256x128")
     sub.add_parser("library", help="list the library programs")
+    simp = sub.add_parser("simplify", help="simplify a program (a run's best, a file, a name)")
+    simp.add_argument("program", help="a run directory, a .dsl file, or a library name")
+    simp.add_argument("--tasks", default="mlp_mnist1d/A",
+                      help="comma-separated tasks for ablation and rounding")
+    simp.add_argument("--tolerance", type=float, default=0.01,
+                      help="fitness a removal or rounding may cost")
+    simp.add_argument("--exact-only", action="store_true",
+                      help="only dead code and exact rewrites: no training")
+    simp.add_argument("--keep-weight-decay", action="store_true",
+                      help="never ablate statements that read w")
     export = sub.add_parser("export", help="write a program as discovered/NAME.py")
     export.add_argument("program", help="a run directory (its best program), a .dsl file, "
                                         "or a library name")
@@ -223,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(library.names()))
         elif args.command == "export":
             _export(args)
+        elif args.command == "simplify":
+            _simplify(args)
         else:
             return _search(args)
     except (ProgramError, InputError) as e:
