@@ -107,6 +107,37 @@ def _simplify(args: argparse.Namespace) -> None:
     print(result.program.to_source(), end="")
 
 
+def _funnel(args: argparse.Namespace) -> None:
+    from evaluators.catalog import held_out
+    from search.funnel import funnel, table
+    from search.rundir import RunDir, RunDirError
+
+    if args.top < 1:
+        raise InputError(f"--top must be at least 1, got {args.top}")
+    tasks = [t.strip() for t in args.held_out.split(",") if t.strip()]
+    for task in tasks:
+        if task not in held_out():
+            raise InputError(f"--held-out: {task!r} is not a held-out task "
+                             f"(choose from {', '.join(held_out())})")
+    run = RunDir(args.run_dir)
+    try:
+        run.config()
+    except RunDirError as e:
+        raise InputError(str(e)) from None
+    from evaluators import evaluate_all
+
+    def evaluate(program, names):
+        results, fitness = evaluate_all(program, names)
+        return fitness, {r.task: r.fitness for r in results}
+
+    rows = funnel(run, evaluate, k=args.top, margin=args.margin, held_out=tasks,
+                  progress=lambda line: print(f"  {line}", flush=True))
+    if not rows:
+        raise InputError(f"{args.run_dir}: no evaluated program to verify yet")
+    print(table(rows))
+    print(f"wrote {run.path / 'funnel.json'}")
+
+
 def _export(args: argparse.Namespace) -> None:
     from dsl.export import export_source, module_name
 
@@ -217,6 +248,10 @@ def _search(args: argparse.Namespace) -> int:
         print(f"best program (id {evo.best.id}, fitness {evo.best.fitness:+.4f} vs AdamW):")
         print(evo.best.program.to_source(), end="")
     print(f"cache hit rate {search.cache.hit_rate:.1%}; run directory: {run.path}")
+    if cfg.funnel_top:
+        print(f"funnel: the {cfg.funnel_top} best programs on tiers B and C and held-out tasks")
+        _funnel(argparse.Namespace(run_dir=str(run.path), top=cfg.funnel_top, margin=0.0,
+                                   held_out="cnn_digits/A"))
     return 0
 
 
@@ -245,6 +280,14 @@ def main(argv: list[str] | None = None) -> int:
                       help="only dead code and exact rewrites: no training")
     simp.add_argument("--keep-weight-decay", action="store_true",
                       help="never ablate statements that read w")
+    fun = sub.add_parser("funnel", help="verify a run's best programs on tiers B, C and "
+                                        "held-out tasks")
+    fun.add_argument("run_dir", help="a run directory")
+    fun.add_argument("--top", type=int, default=3, help="how many distinct programs")
+    fun.add_argument("--margin", type=float, default=0.0,
+                     help="fitness over AdamW needed on tier B to go on to tier C")
+    fun.add_argument("--held-out", default="cnn_digits/A",
+                     help="comma-separated held-out tasks for meta-validation")
     export = sub.add_parser("export", help="write a program as discovered/NAME.py")
     export.add_argument("program", help="a run directory (its best program), a .dsl file, "
                                         "or a library name")
@@ -262,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
             _export(args)
         elif args.command == "simplify":
             _simplify(args)
+        elif args.command == "funnel":
+            _funnel(args)
         else:
             return _search(args)
     except (ProgramError, InputError) as e:

@@ -73,6 +73,9 @@ class SearchConfig(BaseModel):
     retries: int = Field(
         2, ge=0, description="Retries of an evaluation whose worker or node was lost.")
     checkpoint_every: int = Field(10, ge=1, description="Write checkpoint.json every N results.")
+    funnel_top: int = Field(
+        0, ge=0, description="At the end, verify this many best programs on tiers B and C and "
+        "held-out tasks (run_search.py funnel does it later); 0 skips it.")
 
     @model_validator(mode="after")
     def _consistent(self) -> SearchConfig:

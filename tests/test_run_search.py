@@ -138,3 +138,14 @@ def test_export_from_a_run_directory_and_no_overwrite(tmp_path) -> None:
     assert (tmp_path / "d" / "found.py").read_text() == text
     empty = run_cli("export", str(tmp_path), "--name", "x", "--out", str(tmp_path / "d"))
     assert empty.returncode == 2 and "no best program yet" in empty.stderr
+
+
+def test_search_then_funnel_end_to_end(tmp_path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("tasks: [quadratic/A]\nseeds: [0]\npopulation: 4\nfunnel_top: 1\n")
+    r = run_cli("--config", str(cfg), "--serial", "--max-evals", "3", "--run-dir",
+                str(tmp_path / "run"))
+    assert r.returncode == 0, r.stderr
+    assert "held out" in r.stdout and (tmp_path / "run" / "funnel.json").exists()
+    bad = run_cli("funnel", str(tmp_path / "run"), "--held-out", "mlp_mnist1d/A", timeout=60)
+    assert bad.returncode == 2 and "is not a held-out task" in bad.stderr
