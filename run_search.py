@@ -105,6 +105,13 @@ def _simplify(args: argparse.Namespace) -> None:
     for step in result.log:
         print(f"  {step}")
     print(result.program.to_source(), end="")
+    if args.out:
+        out = Path(args.out)
+        if out.exists():
+            raise InputError(f"--out {out}: exists; choose another name")
+        out.write_text(f"# simplified from {origin}\n" + result.program.to_source(),
+                       encoding="utf-8")
+        print(f"wrote {out}")
 
 
 def _funnel(args: argparse.Namespace) -> None:
@@ -136,6 +143,21 @@ def _funnel(args: argparse.Namespace) -> None:
         raise InputError(f"{args.run_dir}: no evaluated program to verify yet")
     print(table(rows))
     print(f"wrote {run.path / 'funnel.json'}")
+
+
+def _inspect(args: argparse.Namespace) -> None:
+    from search.inspect import plot, report
+    from search.rundir import RunDir, RunDirError
+
+    run = RunDir(args.run_dir)
+    try:
+        run.config()
+        print(report(run, args.top, args.id))
+    except (RunDirError, KeyError) as e:
+        raise InputError(str(e).strip("'\"")) from None
+    if args.plots:
+        for path in plot(run):
+            print(f"wrote {path}")
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -280,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
                       help="only dead code and exact rewrites: no training")
     simp.add_argument("--keep-weight-decay", action="store_true",
                       help="never ablate statements that read w")
+    simp.add_argument("--out", help="also write the simplified program to this .dsl file")
     fun = sub.add_parser("funnel", help="verify a run's best programs on tiers B, C and "
                                         "held-out tasks")
     fun.add_argument("run_dir", help="a run directory")
@@ -288,6 +311,11 @@ def main(argv: list[str] | None = None) -> int:
                      help="fitness over AdamW needed on tier B to go on to tier C")
     fun.add_argument("--held-out", default="cnn_digits/A",
                      help="comma-separated held-out tasks for meta-validation")
+    ins = sub.add_parser("inspect", help="top programs, diff, lineage and plots of a run")
+    ins.add_argument("run_dir", help="a run directory (safe on a running search)")
+    ins.add_argument("--top", type=int, default=3, help="how many best programs")
+    ins.add_argument("--id", type=int, help="show this program instead")
+    ins.add_argument("--plots", action="store_true", help="write progress.png (and funnel.png)")
     export = sub.add_parser("export", help="write a program as discovered/NAME.py")
     export.add_argument("program", help="a run directory (its best program), a .dsl file, "
                                         "or a library name")
@@ -307,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
             _simplify(args)
         elif args.command == "funnel":
             _funnel(args)
+        elif args.command == "inspect":
+            _inspect(args)
         else:
             return _search(args)
     except (ProgramError, InputError) as e:

@@ -149,3 +149,34 @@ def test_search_then_funnel_end_to_end(tmp_path) -> None:
     assert "held out" in r.stdout and (tmp_path / "run" / "funnel.json").exists()
     bad = run_cli("funnel", str(tmp_path / "run"), "--held-out", "mlp_mnist1d/A", timeout=60)
     assert bad.returncode == 2 and "is not a held-out task" in bad.stderr
+
+
+def test_search_simplify_export_then_train_with_the_export(tmp_path) -> None:
+    import importlib.util
+
+    import jax
+    import jax.numpy as jnp
+
+    from evaluators.engine import device_data, direct_runner, seed_keys
+    from evaluators.tasks import get
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("tasks: [quadratic/A]\nseeds: [0]\npopulation: 4\n")
+    assert run_cli("--config", str(cfg), "--serial", "--max-evals", "6", "--run-dir",
+                   str(tmp_path / "run")).returncode == 0
+    simplified = run_cli("simplify", str(tmp_path / "run"), "--exact-only", "--out",
+                         str(tmp_path / "best.dsl"))
+    assert simplified.returncode == 0 and "def train(" in simplified.stdout
+    exported = run_cli("export", str(tmp_path / "best.dsl"), "--name", "found", "--out",
+                       str(tmp_path / "out"))
+    assert exported.returncode == 0, exported.stderr
+    spec = importlib.util.spec_from_file_location("found", tmp_path / "out" / "found.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    task = get("quadratic/A")
+    train, val = device_data(task)
+    metric, steps, ok = direct_runner(task, module.found(task.schedule))(seed_keys((0,)), train,
+                                                                          val)
+    start = task.metric(task.init(jax.random.split(jax.random.PRNGKey(0))[0]),
+                        tuple(map(jnp.asarray, val)))
+    assert bool(ok[0]) and float(metric[0]) < 0.5 * float(start)

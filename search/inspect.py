@@ -1,0 +1,125 @@
+"""Looking at a run: top programs, their diff against the warm start, lineage, plots.
+
+Read-only and safe on a running search: the history is only read (a line being
+written is skipped) and nothing in the run directory is changed except the PNG
+files it is asked to draw.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from search.funnel import top_programs
+from search.rundir import RunDir
+
+
+def lineage_graph(records: list[dict[str, Any]]) -> nx.DiGraph:
+    """Parent -> child edges over every recorded program, with the mutation on each edge."""
+    graph = nx.DiGraph()
+    for rec in records:
+        graph.add_node(rec["id"], fitness=rec["fitness"])
+        if rec["parent"] is not None:
+            graph.add_edge(rec["parent"], rec["id"], mutation=rec["mutation"])
+    return graph
+
+
+def lineage(records: list[dict[str, Any]], program_id: int) -> list[dict[str, Any]]:
+    """The records from the warm start down to ``program_id``, oldest first."""
+    graph = lineage_graph(records)
+    by_id = {r["id"]: r for r in records}
+    if program_id not in by_id:
+        raise KeyError(f"no program {program_id} in the history")
+    chain = [program_id]
+    while True:
+        parents = list(graph.predecessors(chain[-1]))
+        if not parents or parents[0] in chain:
+            break
+        chain.append(parents[0])
+    return [by_id[i] for i in reversed(chain) if i in by_id]
+
+
+def diff(source: str, warm_source: str) -> str:
+    """A unified diff of a program against the warm start."""
+    return "".join(difflib.unified_diff(warm_source.splitlines(True), source.splitlines(True),
+                                        "warm start", "program"))
+
+
+def report(run: RunDir, top: int = 3, program_id: int | None = None) -> str:
+    records = list(run.history())
+    if not records:
+        return f"{run.path}: no program recorded yet"
+    warm = records[0]["source"]
+    chosen = ([r for r in records if r["id"] == program_id] if program_id is not None
+              else top_programs(run, top))
+    if program_id is not None and not chosen:
+        raise KeyError(f"no program {program_id} in {run.history_path}")
+    lines = [f"{run.path}: {len(records)} programs, "
+             f"{sum(not r['cached'] for r in records)} evaluated"]
+    for rec in chosen:
+        lines.append(f"\nprogram {rec['id']}  fitness {rec['fitness']:+.4f}  round {rec['round']}")
+        for task, t in sorted(rec.get("tasks", {}).items()):
+            lines.append(f"  {task}: fitness {t['fitness']:+.4f}, metrics {t['metrics']}")
+        lines.append(rec["source"].rstrip())
+        lines.append("diff against the warm start:")
+        lines.append(diff(rec["source"], warm).rstrip() or "  (none)")
+        lines.append("lineage:")
+        for step in lineage(records, rec["id"]):
+            m = step["mutation"]
+            what = m["kind"] + (f": {m['statement']}" if "statement" in m else "")
+            lines.append(f"  {step['id']:>6} {step['fitness']:+.4f}  {what}")
+    return "\n".join(lines)
+
+
+def plot(run: RunDir) -> list[Path]:
+    """Best fitness against evaluations per round, and the funnel if there is one."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [r for r in run.history() if not r["cached"]]
+    written = []
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for rnd in sorted({r["round"] for r in records}):
+        xs, ys, best = [], [], None
+        for n, r in enumerate(records):
+            if r["round"] == rnd and r["fitness"] > -1e9:
+                best = r["fitness"] if best is None else max(best, r["fitness"])
+                xs.append(n + 1)
+                ys.append(best)
+        if xs:
+            ax.step(xs, ys, where="post", label=f"round {rnd}")
+    ax.axhline(0.0, color="gray", lw=0.8, ls="--", label="AdamW warm start")
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel("best fitness (log AdamW metric / metric)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = run.path / "progress.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    written.append(path)
+    funnel_path = run.path / "funnel.json"
+    if funnel_path.exists():
+        rows = json.loads(funnel_path.read_text())["rows"]
+        fig, ax = plt.subplots(figsize=(7, 4))
+        tiers = ["search", "B", "C", "held_out"]
+        for row in rows:
+            values = [row["search_fitness"]] + [row["tiers"].get(t, {}).get("fitness")
+                                                for t in tiers[1:]]
+            xs = [i for i, v in enumerate(values) if v is not None]
+            ax.plot(xs, [values[i] for i in xs], marker="o", label=f"program {row['id']}")
+        ax.set_xticks(range(len(tiers)), tiers)
+        ax.axhline(0.0, color="gray", lw=0.8, ls="--")
+        ax.set_ylabel("fitness against AdamW")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = run.path / "funnel.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
