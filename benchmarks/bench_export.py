@@ -22,6 +22,18 @@ import optax
 from discovered import lion as exported
 
 
+def interleaved(name: str, ours, ref, rounds: int, unit: str, scale: float) -> float:
+    """Median times of two runners measured in alternation, printed; their ratio."""
+    t_ours, t_ref = [], []
+    for _ in range(rounds):
+        t_ours.append(ours())
+        t_ref.append(ref())
+    m_ours, m_ref = float(np.median(t_ours)), float(np.median(t_ref))
+    print(f"{name}: exported {m_ours * scale:.1f} {unit}, reference {m_ref * scale:.1f} {unit}, "
+          f"ratio {m_ours / m_ref:.3f}")
+    return m_ours / m_ref
+
+
 def jax_ratio(rounds: int) -> float:
     import jax
 
@@ -30,16 +42,9 @@ def jax_ratio(rounds: int) -> float:
     params = init_mlp(jax.random.PRNGKey(0))
     x = jax.random.normal(jax.random.PRNGKey(1), (BATCH, WIDTHS[0]))
     y = jax.random.randint(jax.random.PRNGKey(2), (BATCH,), 0, WIDTHS[-1])
-    ours, ref = timed(exported.lion(1e-4), params, x, y, 100), timed(optax.lion(1e-4), params,
-                                                                      x, y, 100)
-    t_ours, t_ref = [], []
-    for _ in range(rounds):
-        t_ours.append(ours())
-        t_ref.append(ref())
-    m_ours, m_ref = float(np.median(t_ours)), float(np.median(t_ref))
-    print(f"jax: exported {m_ours * 1e6:.1f} us/step, optax.lion {m_ref * 1e6:.1f} us/step, "
-          f"ratio {m_ours / m_ref:.3f}")
-    return m_ours / m_ref
+    ours = timed(exported.lion(1e-4), params, x, y, 100)
+    ref = timed(optax.lion(1e-4), params, x, y, 100)
+    return interleaved("jax (vs optax.lion)", ours, ref, rounds, "us/step", 1e6)
 
 
 def torch_ratio(rounds: int) -> float:
@@ -82,15 +87,8 @@ def torch_ratio(rounds: int) -> float:
 
         return run
 
-    ours, ref = runner(exported.Lion), runner(ReferenceLion)
-    t_ours, t_ref = [], []
-    for _ in range(rounds):
-        t_ours.append(ours())
-        t_ref.append(ref())
-    m_ours, m_ref = float(np.median(t_ours)), float(np.median(t_ref))
-    print(f"torch: exported {m_ours * 1e6:.0f} us/step, reference {m_ref * 1e6:.0f} us/step, "
-          f"ratio {m_ours / m_ref:.3f}")
-    return m_ours / m_ref
+    return interleaved("torch (vs in-place Lion)", runner(exported.Lion), runner(ReferenceLion),
+                       rounds, "us/step", 1e6)
 
 
 def main() -> None:

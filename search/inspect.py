@@ -75,6 +75,15 @@ def report(run: RunDir, top: int = 3, program_id: int | None = None) -> str:
     return "\n".join(lines)
 
 
+def _save(fig, path: Path, written: list[Path]) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    written.append(path)
+
+
 def plot(run: RunDir) -> list[Path]:
     """Best fitness against evaluations per round, and the funnel if there is one."""
     import matplotlib
@@ -98,11 +107,7 @@ def plot(run: RunDir) -> list[Path]:
     ax.set_xlabel("evaluations")
     ax.set_ylabel("best fitness (log AdamW metric / metric)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = run.path / "progress.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    written.append(path)
+    _save(fig, run.path / "progress.png", written)
     funnel_path = run.path / "funnel.json"
     if funnel_path.exists():
         rows = json.loads(funnel_path.read_text())["rows"]
@@ -117,9 +122,5 @@ def plot(run: RunDir) -> list[Path]:
         ax.axhline(0.0, color="gray", lw=0.8, ls="--")
         ax.set_ylabel("fitness against AdamW")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = run.path / "funnel.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+        _save(fig, run.path / "funnel.png", written)
     return written
