@@ -51,15 +51,22 @@ def train(w, g, lr, t, m):
 """
 
 
+def interp(xp: Any, x: Any, y: Any, a: Any) -> Any:
+    """(1 - a) * x + a * y, rounded as written; on PyTorch tensors with one temporary less."""
+    if xp.__name__ == "torch" and all(isinstance(v, xp.Tensor) for v in (x, y)):
+        return xp.mul(x, 1.0 - a).add_(xp.mul(y, a))
+    return (1.0 - a) * x + a * y
+
+
 def lion_rule(xp, w, g, lr, t, m, *, b1: float = 0.9, b2: float = 0.99):
     """One step on one tensor: (direction, m).
 
     ``xp`` is ``jax.numpy`` or ``torch``.
     The weight decay and the learning rate are applied by the callers.
     """
-    update = (1.0 - b1) * g + b1 * m
+    update = interp(xp, g, m, b1)
     update = xp.sign(update)
-    m = (1.0 - b2) * g + b2 * m
+    m = interp(xp, g, m, b2)
     return update, m
 
 
@@ -167,7 +174,7 @@ def _torch_optimizer() -> type:
                     )
                     direction, state["m"] = out
                     if group["weight_decay"]:
-                        direction = direction + p * group["weight_decay"]
+                        direction = direction.add(p, alpha=group["weight_decay"])
                     p.sub_(direction.to(p.dtype), alpha=lr)
             return loss
 

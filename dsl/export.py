@@ -138,6 +138,17 @@ def rule_source(p: Program, fn_name: str, core: tuple[int, ...], returns: str,
     return lines
 
 
+#: Helpers a code template may call, emitted into a generated module only when used.
+HELPERS = {
+    "interp": '''def interp(xp: Any, x: Any, y: Any, a: Any) -> Any:
+    """(1 - a) * x + a * y, rounded as written; on PyTorch tensors with one temporary less."""
+    if xp.__name__ == "torch" and all(isinstance(v, xp.Tensor) for v in (x, y)):
+        return xp.mul(x, 1.0 - a).add_(xp.mul(y, a))
+    return (1.0 - a) * x + a * y
+''',
+}
+
+
 def _wrap(head: str, items: list[str], tail: str, indent: str) -> str:
     """``head(items)tail`` on one line if it fits in 100 columns, else one item per line."""
     one = f"{indent}{head}({', '.join(items)}){tail}"
@@ -164,6 +175,8 @@ def export_source(program: Program, name: str, *, hyperparameters: dict[str, flo
     direction = split.direction if split else p.outputs[0]
     returns = ", ".join([direction, *p.outputs[1:]]) if states else direction
     rule = rule_source(p, f"{snake}_rule", core, returns, names)
+    helpers = [src for name, src in HELPERS.items()
+               if any(p.statements[i].op == name for i in core)]
     uses_lr = any("lr" in p.statements[i].args for i in core)
     wd = split.weight_decay if split else None
 
@@ -252,6 +265,7 @@ def export_source(program: Program, name: str, *, hyperparameters: dict[str, flo
         '"""',
         "",
         "",
+        *[line for src in helpers for line in (*src.rstrip().split("\n"), "", "")],
         _wrap(f"def {snake}_rule", ["xp", *rule_args.split(", ")]
               + (["*"] + [f"{h}: float = {defaults[h]!r}" for h in hyper] if hyper else []),
               ":", ""),
@@ -355,7 +369,7 @@ def export_source(program: Program, name: str, *, hyperparameters: dict[str, flo
         f"                    {torch_out if states else 'direction'} = out",
         *([
             '                    if group["weight_decay"]:',
-            '                        direction = direction + p * group["weight_decay"]',
+            '                        direction = direction.add(p, alpha=group["weight_decay"])',
         ] if wd is not None else []),
         ("                    p.sub_(direction.to(p.dtype), alpha=lr)" if split else
          "                    p.sub_(direction.to(p.dtype))"),

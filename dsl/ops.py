@@ -310,7 +310,7 @@ _add(
     3,
     lambda xp, x, y, a: (1.0 - a) * x + a * y,
     "(1 - a) * x + a * y",
-    code="(1.0 - {2}) * {0} + {2} * {1}",
+    code="interp(xp, {0}, {1}, {2})",
 )
 _add(
     "dot",
