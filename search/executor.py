@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-FAILED = -1e9
+from search.evolution import FAILED
+
 Job = dict[str, Any]
 Result = dict[str, Any]
 
@@ -52,21 +53,15 @@ def evaluate_job(job: Job) -> Result:
     start = time.perf_counter()
     try:
         from dsl import parse
-        from evaluators import evaluate
-        from evaluators.fitness import combine
+        from evaluators import evaluate_all
 
-        program = parse(job["source"])
-        tasks, compile_time = {}, 0.0
-        for name in job["tasks"]:
-            r = evaluate(program, name, tuple(job["seeds"]))
-            compile_time += r.compile_time
-            tasks[name] = {"fitness": r.fitness, "metrics": list(r.metrics),
-                           "steps": list(r.steps), "diverged": r.diverged, "error": r.error}
-        return {"id": job["id"], "fitness": combine(t["fitness"] for t in tasks.values()),
-                "tasks": tasks, "error": None,
+        results, fitness = evaluate_all(parse(job["source"]), job["tasks"], tuple(job["seeds"]))
+        tasks = {r.task: {"fitness": r.fitness, "metrics": list(r.metrics), "steps": list(r.steps),
+                          "diverged": r.diverged, "error": r.error} for r in results}
+        return {"id": job["id"], "fitness": fitness, "tasks": tasks, "error": None,
                 "worker": f"{socket.gethostname()}:{os.getpid()}",
                 "timing": {"wall_time": time.perf_counter() - start,
-                           "compile_time": compile_time}}
+                           "compile_time": sum(r.compile_time for r in results)}}
     except Exception as e:  # a crash is a failed candidate, not the end of a search
         return failed_result(job, f"{type(e).__name__}: {e}", time.perf_counter() - start)
 

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from typing import Any
 
 from dsl import Program, parse
+from search.evolution import FAILED
 from search.rundir import RunDir
 
 Evaluate = Callable[[Program, list[str]], tuple[float, dict[str, float]]]
-FAILED = -1e9
 
 
 def top_programs(run: RunDir, k: int) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import networkx as nx
 
+from search.evolution import FAILED
 from search.funnel import top_programs
 from search.rundir import RunDir
 
@@ -97,7 +98,7 @@ def plot(run: RunDir) -> list[Path]:
     for rnd in sorted({r["round"] for r in records}):
         xs, ys, best = [], [], None
         for n, r in enumerate(records):
-            if r["round"] == rnd and r["fitness"] > -1e9:
+            if r["round"] == rnd and r["fitness"] > FAILED:
                 best = r["fitness"] if best is None else max(best, r["fitness"])
                 xs.append(n + 1)
                 ys.append(best)

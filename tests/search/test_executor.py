@@ -27,6 +27,13 @@ def test_evaluate_job_never_raises() -> None:
     assert unknown["fitness"] == FAILED and "unknown task" in unknown["error"]
 
 
+def test_failed_fitness_is_the_evaluators_own() -> None:
+    import evaluators
+    from search import evolution, funnel
+
+    assert FAILED == evolution.FAILED == funnel.FAILED == evaluators.FAILED
+
+
 def test_serial_executor_is_fifo() -> None:
     ex = SerialExecutor(lambda j: {"id": j["id"], "fitness": 0.0})
     for i in range(3):
