@@ -99,11 +99,6 @@ def _liveness(program: Program) -> Liveness:
     return Liveness(frozenset(kinds["stmt"]), frozenset(kinds["state"]), frozenset(kinds["in"]))
 
 
-def live_statements(program: Program) -> list[int]:
-    """Indices of the live statements, in program order."""
-    return sorted(liveness(program).statements)
-
-
 def remove_dead(program: Program) -> Program:
     """``program`` without dead statements and dead states.
 

@@ -127,7 +127,7 @@ def walk(plan: Plan, env: dict[str, Any], const: Const, apply: Apply) -> tuple[A
 def _undefined(program: Program, index: int | None, name: str) -> ProgramError:
     assigned = {st.target for st in program.statements}
     reason = "used before assignment" if name in assigned else "unknown variable"
-    where = "the return" if index is None else None
-    source = program.statements[index].to_source() if index is not None else None
-    message = f"{reason} {name!r}" + (f" in {where}" if where else "")
-    return ProgramError(message, statement=index, source=source)
+    if index is None:
+        return ProgramError(f"{reason} {name!r} in the return")
+    return ProgramError(f"{reason} {name!r}", statement=index,
+                        source=program.statements[index].to_source())

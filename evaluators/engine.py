@@ -27,7 +27,7 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from dsl import ops
+from dsl import library, ops
 from dsl.program import MAX_STATES, Program
 from evaluators.encode import (
     CONST_BASE,
@@ -37,7 +37,9 @@ from evaluators.encode import (
     STATE_BASE,
     Encoded,
     Layout,
+    bucket_of,
     consts_for,
+    encode,
     n_registers,
 )
 from evaluators.tasks import Task
@@ -311,19 +313,8 @@ def compiled_runner(task: Task, bucket: int, n_seeds: int) -> tuple[Any, float]:
 
 
 def encode_example(layout: Layout, bucket: int) -> Encoded:
-    """Arrays of the bucket's shapes (values irrelevant), to compile ahead of time."""
-    from evaluators.encode import n_instructions
-
-    n = n_instructions(bucket)
-    z = np.zeros
-    return Encoded(length=np.asarray(0, np.int32), opcode=z(n, np.int32),
-                   args=z((n, 3), np.int32), dest=z(n, np.int32),
-                   u_length=np.asarray(0, np.int32), u_opcode=z(n, np.int32),
-                   u_args=z((n, 3), np.int32), u_dest=z(n, np.int32),
-                   consts=z(consts_for(bucket), np.float32), update_reg=np.asarray(0, np.int32),
-                   state_init=z(MAX_STATES, np.int32),
-                   size=z((n, 3, layout.n_leaves), np.float32),
-                   leafarg=z((n, 3, layout.n_leaves), bool))
+    """Arrays of the bucket's shapes, to compile ahead of time (SGD's, values irrelevant)."""
+    return encode(library.get("sgd"), layout, bucket)
 
 
 @functools.cache
@@ -348,8 +339,6 @@ def run_engine(program: Program, task: Task, seeds: tuple[int, ...]):
     Returns numpy arrays (metric, steps run, ok) per seed, and the compile time.
     Raises :class:`~dsl.ProgramError` for a program invalid on the task.
     """
-    from evaluators.encode import bucket_of, encode
-
     bucket = bucket_of(program)
     enc = encode(program, layout_for(task), bucket)
     run, compile_time = compiled_runner(task, bucket, len(seeds))
