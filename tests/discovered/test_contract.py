@@ -21,6 +21,7 @@ import pytest
 import discovered
 from dsl import parse
 from dsl.interpreter import to_optax
+from tests.jit import jitted_updates
 
 MODULES = sorted(m.name for m in pkgutil.iter_modules(discovered.__path__))
 LR = 1e-3
@@ -79,17 +80,9 @@ def test_dtype_is_kept_and_no_recompilation(name: str) -> None:
     opt = getattr(load(name), name)(LR)
     rng = np.random.default_rng(1)
     params = tree(rng, 0.1, jnp.bfloat16)
-    state = opt.init(params)
-    traces = []
-
-    @jax.jit
-    def step(g, s, p):
-        traces.append(1)
-        return opt.update(g, s, p)
-
-    for _ in range(2):
-        updates, state = step(tree(rng, 1.0, jnp.bfloat16), state, params)
-    assert len(traces) == 1
+    grads = [tree(rng, 1.0, jnp.bfloat16) for _ in range(2)]
+    traces, updates, _ = jitted_updates(opt, params, grads)
+    assert traces == 1
     assert all(u.dtype == jnp.bfloat16 for u in jax.tree.leaves(updates))
 
 

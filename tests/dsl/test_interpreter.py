@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 
 from dsl import Program, ProgramError, Statement, abstract, library, parse
 from dsl.interpreter import ProgramState, to_optax
+from tests.jit import jitted_updates
 from tests.strategies import programs
 
 LR = 1e-2
@@ -183,17 +184,9 @@ def test_schedule_is_evaluated_at_the_update_count() -> None:
 def test_update_compiles_once() -> None:
     opt = to_optax(library.get("adamw"), 1e-3)
     params, grads = inputs(2)
-    state = opt.init(params)
-    traces = []
-
-    @jax.jit
-    def step(g, s, p):
-        traces.append(1)
-        return opt.update(g, s, p)
-
-    for k in range(3):
-        _, state = step(jax.tree.map(lambda x, k=k: x[k % 2], grads), state, params)
-    assert len(traces) == 1
+    traces, _, state = jitted_updates(
+        opt, params, [jax.tree.map(lambda x, k=k: x[k % 2], grads) for k in range(3)])
+    assert traces == 1
     assert int(state.count) == 3
 
 
