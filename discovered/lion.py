@@ -52,21 +52,37 @@ def train(w, g, lr, t, m):
 
 
 def interp(xp: Any, x: Any, y: Any, a: Any) -> Any:
-    """(1 - a) * x + a * y, rounded as written; on PyTorch tensors with one temporary less."""
-    if xp.__name__ == "torch" and all(isinstance(v, xp.Tensor) for v in (x, y)):
-        return xp.mul(x, 1.0 - a).add_(xp.mul(y, a))
+    """(1 - a) * x + a * y; on PyTorch tensors of one shape, as hand-written PyTorch
+    computes it: ``(y * a).add_(x, alpha=1 - a)``, a fused multiply-add."""
+    if (xp.__name__ == "torch" and isinstance(x, xp.Tensor) and isinstance(y, xp.Tensor)
+            and x.shape == y.shape and (not isinstance(a, xp.Tensor) or a.ndim == 0)):
+        if y.dtype == xp.promote_types(x.dtype, y.dtype):
+            return xp.mul(y, a).add_(x, alpha=1.0 - a)
+        return xp.mul(x, 1.0 - a).add_(y, alpha=a)
     return (1.0 - a) * x + a * y
 
 
 def lion_rule(xp, w, g, lr, t, m, *, b1: float = 0.9, b2: float = 0.99):
     """One step on one tensor: (direction, m).
 
-    ``xp`` is ``jax.numpy`` or ``torch``.
+    ``xp`` is ``jax.numpy`` or ``numpy`` (:func:`lion_rule_torch` is for PyTorch).
     The weight decay and the learning rate are applied by the callers.
     """
     update = interp(xp, g, m, b1)
     update = xp.sign(update)
     m = interp(xp, g, m, b2)
+    return update, m
+
+
+def lion_rule_torch(w, g, lr, t, m, *, b1: float = 0.9, b2: float = 0.99):
+    """:func:`lion_rule` on PyTorch tensors, overwriting the values it no longer
+    needs (the states' own tensors included) instead of making new ones; w and g
+    are never written."""
+    import torch
+
+    update = interp(torch, g, m, b1)
+    update = update.sign_()
+    m = m.mul_(b2).add_(g, alpha=1.0 - b2)
     return update, m
 
 
@@ -162,8 +178,7 @@ def _torch_optimizer() -> type:
                         state["m"] = torch.zeros_like(p, dtype=torch.float32)
                     state["step"] += 1
                     t = float(state["step"])
-                    out = lion_rule(
-                        torch,
+                    out = lion_rule_torch(
                         p,
                         p.grad,
                         1.0,
@@ -174,7 +189,7 @@ def _torch_optimizer() -> type:
                     )
                     direction, state["m"] = out
                     if group["weight_decay"]:
-                        direction = direction.add(p, alpha=group["weight_decay"])
+                        direction = direction.add_(p, alpha=group["weight_decay"])
                     p.sub_(direction.to(p.dtype), alpha=lr)
             return loss
 

@@ -4,7 +4,10 @@ The generated ``discovered/NAME.py`` imports only jax and optax (torch lazily)
 and never this project, so it can be copied into any codebase. It holds:
 
 - ``NAME_rule(xp, ...)``: the update rule, written once over an array namespace
-  with NumPy's names (``jax.numpy`` or ``torch``);
+  with NumPy's names (``jax.numpy`` or ``numpy``);
+- ``NAME_rule_torch(...)``: the same rule on PyTorch tensors, overwriting each
+  value it no longer needs (see :func:`torch_rule_source`), so that the PyTorch
+  step makes as few tensors as a hand-written one;
 - ``scale_by_NAME(...)``: an optax transform with a NamedTuple state;
 - ``NAME(learning_rate, ...)``: the optax recipe. When the program ends the way
   AdamW and Lion do, ``update = (direction + w * wd) * lr``, the recipe chains
@@ -138,13 +141,109 @@ def rule_source(p: Program, core: tuple[int, ...], returns: str,
     return lines
 
 
+@dataclass(frozen=True)
+class _Value:
+    """What the PyTorch emitter knows of a value.
+
+    ``tensor``: computed from w, g or a state (a tensor of the parameter's
+    shape); otherwise a number or a 0-d tensor. ``wide``: computed from a state
+    (float32 whatever the parameter's dtype). ``owned``: a tensor this step made
+    or a state's own tensor, which may be overwritten once its value is dead.
+    """
+
+    text: str
+    name: str | None = None
+    tensor: bool = False
+    wide: bool = False
+    owned: bool = False
+
+
+def inplace_forms(op: ops.Op) -> list[tuple[int, str, tuple[int, ...]]]:
+    """``op``'s PyTorch in-place forms as (argument overwritten, template, arguments
+    that must not be parameter-shaped tensors): a commutative op's form serves
+    either argument, and ``alpha=`` takes a number (or a 0-d tensor)."""
+    forms = list(op.inplace)
+    if op.commutative and op.arity == 2:
+        have = {k for k, _ in forms}
+        forms += [(1 - k, t.replace("{0}", "{x}").replace("{1}", "{0}").replace("{x}", "{1}"))
+                  for k, t in op.inplace if 1 - k not in have]
+    return [(k, t, tuple(int(j) for j in re.findall(r"alpha=[^{,)]*\{(\d)\}", t)))
+            for k, t in forms]
+
+
+def torch_rule_source(p: Program, core: tuple[int, ...], returns: str,
+                      names: dict[float, str], inplace: bool = True) -> tuple[list[str], bool]:
+    """The body of the PyTorch rule, and whether the direction it returns is a
+    tensor of its own (one the caller may overwrite).
+
+    Each statement overwrites an argument in place (the op's ``inplace`` forms)
+    when that argument is a tensor of the step's own whose value is not read
+    again (nor returned), so the step makes few new tensors, as a hand-written
+    PyTorch optimizer does; otherwise it makes a new one.
+    """
+    sts = [p.statements[i] for i in core]
+    outputs = returns.split(", ")
+    lines: list[str] = []
+    position = iter(range(len(sts)))
+    final: dict[str, _Value] = {}
+
+    def dead_after(s: int, name: str) -> bool:
+        if sts[s].target == name:
+            return True
+        for st in sts[s + 1:]:
+            if name in st.args:
+                return False
+            if st.target == name:
+                return True
+        return name not in outputs
+
+    def const(value: float) -> _Value:
+        return _Value(names.get(value, repr(float(value))))
+
+    def apply(op: ops.Op, args: list[_Value]) -> _Value:
+        s = next(position)
+        target = sts[s].target
+        tensor, wide = any(a.tensor for a in args), any(a.wide for a in args)
+        texts = [a.text for a in args]
+        for k, template, numbers in inplace_forms(op) if inplace else ():
+            a = args[k]
+            if (a.owned and (a.wide or not wide) and [b.name for b in args].count(a.name) == 1
+                    and not any(args[j].tensor for j in numbers) and dead_after(s, a.name)):
+                lines.append(f"    {target} = {template.format(*texts)}")
+                break
+        else:
+            template = op.torch or re.sub(r"\bxp\b", "torch", op.code)
+            if not tensor and "torch." in template:  # torch's functions take no numbers
+                texts = [f"as_tensor(torch, {x})" for x in texts]
+            lines.append(f"    {target} = {template.format(*texts)}")
+        final[target] = _Value(target, target, tensor, wide, owned=tensor)
+        return final[target]
+
+    env = {"w": _Value("w", "w", tensor=True), "g": _Value("g", "g", tensor=True),
+           "lr": _Value("lr", "lr"), "t": _Value("t", "t")}
+    env.update({s: _Value(s, s, tensor=True, wide=True, owned=True) for s in p.state_names})
+    walk(Plan(p, core, outputs=()), env, const, apply)
+    lines.append(f"    return {returns}")
+    direction = final.get(outputs[0])
+    return lines, bool(direction and direction.owned and outputs[0] not in outputs[1:])
+
+
 #: Helpers a code template may call, emitted into a generated module only when used.
 HELPERS = {
     "interp": '''def interp(xp: Any, x: Any, y: Any, a: Any) -> Any:
-    """(1 - a) * x + a * y, rounded as written; on PyTorch tensors with one temporary less."""
-    if xp.__name__ == "torch" and all(isinstance(v, xp.Tensor) for v in (x, y)):
-        return xp.mul(x, 1.0 - a).add_(xp.mul(y, a))
+    """(1 - a) * x + a * y; on PyTorch tensors of one shape, as hand-written PyTorch
+    computes it: ``(y * a).add_(x, alpha=1 - a)``, a fused multiply-add."""
+    if (xp.__name__ == "torch" and isinstance(x, xp.Tensor) and isinstance(y, xp.Tensor)
+            and x.shape == y.shape and (not isinstance(a, xp.Tensor) or a.ndim == 0)):
+        if y.dtype == xp.promote_types(x.dtype, y.dtype):
+            return xp.mul(y, a).add_(x, alpha=1.0 - a)
+        return xp.mul(x, 1.0 - a).add_(y, alpha=a)
     return (1.0 - a) * x + a * y
+''',
+    "as_tensor": '''def as_tensor(torch: Any, x: Any) -> Any:
+    """``x`` for a PyTorch function that takes no numbers: a number becomes a 0-d
+    float64 tensor, which keeps every digit and changes no other tensor's dtype."""
+    return x if isinstance(x, torch.Tensor) else torch.tensor(x, dtype=torch.float64)
 ''',
 }
 
@@ -159,8 +258,12 @@ def _wrap(head: str, items: list[str], tail: str, indent: str) -> str:
 
 
 def export_source(program: Program, name: str, *, hyperparameters: dict[str, float] | None = None,
-                  origin: str = "a program") -> str:
-    """The text of ``discovered/NAME.py`` for ``program``."""
+                  origin: str = "a program", inplace: bool = True) -> str:
+    """The text of ``discovered/NAME.py`` for ``program``.
+
+    ``inplace=False`` makes the PyTorch step build a new tensor for every
+    statement (slower; for comparisons and debugging).
+    """
     p = graph.remove_dead(program)
     snake, cls = _snake(name), _camel(name)
     split = split_decay_and_lr(p)
@@ -175,8 +278,9 @@ def export_source(program: Program, name: str, *, hyperparameters: dict[str, flo
     direction = split.direction if split else p.outputs[0]
     returns = ", ".join([direction, *p.outputs[1:]]) if states else direction
     rule = rule_source(p, core, returns, names)
+    torch_rule, owns_direction = torch_rule_source(p, core, returns, names, inplace)
     helpers = [src for name, src in HELPERS.items()
-               if any(p.statements[i].op == name for i in core)]
+               if any(f"{name}(" in line for line in (*rule, *torch_rule))]
     uses_lr = any("lr" in p.statements[i].args for i in core)
     wd = split.weight_decay if split else None
 
@@ -271,10 +375,20 @@ def export_source(program: Program, name: str, *, hyperparameters: dict[str, flo
               ":", ""),
         f'    """One step on one tensor: ({", ".join(["direction", *states]) or "direction"}).',
         "",
-        "    ``xp`` is ``jax.numpy`` or ``torch``."
+        f"    ``xp`` is ``jax.numpy`` or ``numpy`` (:func:`{snake}_rule_torch` is for PyTorch)."
         + ("\n    The weight decay and the learning rate are applied by the callers."
            if split else "") + '\n    """',
         *rule,
+        "",
+        "",
+        _wrap(f"def {snake}_rule_torch", rule_args.split(", ")
+              + (["*"] + [f"{h}: float = {defaults[h]!r}" for h in hyper] if hyper else []),
+              ":", ""),
+        f'    """:func:`{snake}_rule` on PyTorch tensors, overwriting the values it no longer',
+        "    needs (the states' own tensors included) instead of making new ones; w and g",
+        '    are never written."""',
+        *(["    import torch", ""] if any("torch" in line for line in torch_rule) else []),
+        *torch_rule,
         "",
         "",
         f"class ScaleBy{cls}State(NamedTuple):",
@@ -362,14 +476,15 @@ def export_source(program: Program, name: str, *, hyperparameters: dict[str, flo
          if reads_t else '                    t = float(state["step"])'),
         *([] if split or not uses_lr else
           ['                    lr = torch.tensor(float(group["lr"]), device=p.device)']),
-        _wrap(f"out = {snake}_rule", ["torch", "p", "p.grad", torch_lr, "t",
+        _wrap(f"out = {snake}_rule_torch", ["p", "p.grad", torch_lr, "t",
                                      *([torch_states] if torch_states else []),
                                      *torch_rule_kw], "",
               "                    "),
         f"                    {torch_out if states else 'direction'} = out",
         *([
             '                    if group["weight_decay"]:',
-            '                        direction = direction.add(p, alpha=group["weight_decay"])',
+            f'                        direction = direction.{"add_" if owns_direction else "add"}'
+            '(p, alpha=group["weight_decay"])',
         ] if wd is not None else []),
         ("                    p.sub_(direction.to(p.dtype), alpha=lr)" if split else
          "                    p.sub_(direction.to(p.dtype))"),

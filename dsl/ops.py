@@ -74,7 +74,13 @@ class Op:
     threshold, in both ``fn`` and ``shape``; see :func:`factored_dims`.
     ``code`` is the expression exported code uses, over an array namespace
     ``xp`` with NumPy's names (``{0}`` is the first argument); None where export
-    does not support the function yet.
+    does not support the function yet. ``torch`` replaces ``code`` in exported
+    PyTorch code where PyTorch's names differ (its ``maximum`` takes no
+    numbers). ``inplace`` holds PyTorch forms that overwrite one argument with
+    the result, as ``(position, template)`` pairs: the exported PyTorch step uses
+    them when that argument's value is not needed afterwards, so it makes no new
+    tensor. They round exactly as ``code`` does, except ``interp``'s, which
+    fuse a multiply and an add as hand-written PyTorch does (``add_(y, alpha=a)``).
     """
 
     name: str
@@ -88,6 +94,8 @@ class Op:
     reduces: bool = False
     factored: bool = False
     code: str | None = None
+    torch: str | None = None
+    inplace: tuple[tuple[int, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.kinds:
@@ -228,10 +236,14 @@ def _unary(name: str, fn: Callable[..., Any], doc: str, **kw: Any) -> None:
 
 
 # Primitives.
-_add("add", 2, lambda xp, a, b: a + b, "a + b", infix="+", commutative=True, code="{0} + {1}")
-_add("sub", 2, lambda xp, a, b: a - b, "a - b", infix="-", code="{0} - {1}")
-_add("mul", 2, lambda xp, a, b: a * b, "a * b", infix="*", commutative=True, code="{0} * {1}")
-_add("div", 2, lambda xp, a, b: a / b, "a / b", infix="/", code="{0} / {1}")
+_add("add", 2, lambda xp, a, b: a + b, "a + b", infix="+", commutative=True, code="{0} + {1}",
+     inplace=((0, "{0}.add_({1})"),))
+_add("sub", 2, lambda xp, a, b: a - b, "a - b", infix="-", code="{0} - {1}",
+     inplace=((0, "{0}.sub_({1})"), (1, "{1}.neg_().add_({0})")))
+_add("mul", 2, lambda xp, a, b: a * b, "a * b", infix="*", commutative=True, code="{0} * {1}",
+     inplace=((0, "{0}.mul_({1})"),))
+_add("div", 2, lambda xp, a, b: a / b, "a / b", infix="/", code="{0} / {1}",
+     inplace=((0, "{0}.div_({1})"),))
 _add(
     "max",
     2,
@@ -239,6 +251,8 @@ _add(
     "elementwise maximum",
     commutative=True,
     code="xp.maximum({0}, {1})",
+    torch="torch.maximum(as_tensor(torch, {0}), as_tensor(torch, {1}))",
+    inplace=((0, "torch.maximum({0}, as_tensor(torch, {1}), out={0})"),),
 )
 _add(
     "min",
@@ -247,54 +261,75 @@ _add(
     "elementwise minimum",
     commutative=True,
     code="xp.minimum({0}, {1})",
+    torch="torch.minimum(as_tensor(torch, {0}), as_tensor(torch, {1}))",
+    inplace=((0, "torch.minimum({0}, as_tensor(torch, {1}), out={0})"),),
 )
 
 # Unary, elementwise.
-_unary("abs", lambda xp, x: xp.abs(x), "|x|", code="xp.abs({0})")
-_unary("cos", lambda xp, x: xp.cos(x), "cosine", code="xp.cos({0})")
-_unary("sin", lambda xp, x: xp.sin(x), "sine", code="xp.sin({0})")
-_unary("tan", lambda xp, x: xp.tan(x), "tangent", code="xp.tan({0})")
+_unary("abs", lambda xp, x: xp.abs(x), "|x|", code="xp.abs({0})", inplace=((0, "{0}.abs_()"),))
+_unary("cos", lambda xp, x: xp.cos(x), "cosine", code="xp.cos({0})", inplace=((0, "{0}.cos_()"),))
+_unary("sin", lambda xp, x: xp.sin(x), "sine", code="xp.sin({0})", inplace=((0, "{0}.sin_()"),))
+_unary("tan", lambda xp, x: xp.tan(x), "tangent", code="xp.tan({0})", inplace=((0, "{0}.tan_()"),))
 _unary(
     "arcsin",
     lambda xp, x: xp.arcsin(x),
     "inverse sine (NaN outside [-1, 1])",
     code="xp.arcsin({0})",
+    inplace=((0, "{0}.arcsin_()"),),
 )
 _unary(
     "arccos",
     lambda xp, x: xp.arccos(x),
     "inverse cosine (NaN outside [-1, 1])",
     code="xp.arccos({0})",
+    inplace=((0, "{0}.arccos_()"),),
 )
-_unary("arctan", lambda xp, x: xp.arctan(x), "inverse tangent", code="xp.arctan({0})")
-_unary("sinh", lambda xp, x: xp.sinh(x), "hyperbolic sine", code="xp.sinh({0})")
-_unary("cosh", lambda xp, x: xp.cosh(x), "hyperbolic cosine", code="xp.cosh({0})")
-_unary("tanh", lambda xp, x: xp.tanh(x), "hyperbolic tangent", code="xp.tanh({0})")
-_unary("arcsinh", lambda xp, x: xp.arcsinh(x), "inverse hyperbolic sine", code="xp.arcsinh({0})")
+_unary("arctan", lambda xp, x: xp.arctan(x), "inverse tangent", code="xp.arctan({0})",
+       inplace=((0, "{0}.arctan_()"),))
+_unary("sinh", lambda xp, x: xp.sinh(x), "hyperbolic sine", code="xp.sinh({0})",
+       inplace=((0, "{0}.sinh_()"),))
+_unary("cosh", lambda xp, x: xp.cosh(x), "hyperbolic cosine", code="xp.cosh({0})",
+       inplace=((0, "{0}.cosh_()"),))
+_unary("tanh", lambda xp, x: xp.tanh(x), "hyperbolic tangent", code="xp.tanh({0})",
+       inplace=((0, "{0}.tanh_()"),))
+_unary("arcsinh", lambda xp, x: xp.arcsinh(x), "inverse hyperbolic sine", code="xp.arcsinh({0})",
+       inplace=((0, "{0}.arcsinh_()"),))
 _unary(
     "arccosh",
     lambda xp, x: xp.arccosh(x),
     "inverse hyperbolic cosine (NaN below 1)",
     code="xp.arccosh({0})",
+    inplace=((0, "{0}.arccosh_()"),),
 )
-_unary("arctanh", lambda xp, x: xp.arctanh(x), "inverse hyperbolic tangent", code="xp.arctanh({0})")
-_unary("exp", lambda xp, x: xp.exp(x), "e^x", code="xp.exp({0})")
-_unary("exp2", lambda xp, x: xp.exp2(x), "2^x", code="xp.exp2({0})")
-_unary("exp10", lambda xp, x: xp.power(10.0, x), "10^x", code="xp.exp({0} * 2.302585092994046)")
-_unary("expm1", lambda xp, x: xp.expm1(x), "e^x - 1", code="xp.expm1({0})")
-_unary("log", lambda xp, x: xp.log(xp.abs(x)), "log|x|", code="xp.log(xp.abs({0}))")
-_unary("log10", lambda xp, x: xp.log10(xp.abs(x)), "log10|x|", code="xp.log10(xp.abs({0}))")
-_unary("log2", lambda xp, x: xp.log2(xp.abs(x)), "log2|x|", code="xp.log2(xp.abs({0}))")
-_unary("log1p", lambda xp, x: xp.log1p(xp.abs(x)), "log(1 + |x|)", code="xp.log1p(xp.abs({0}))")
-_unary("square", lambda xp, x: x * x, "x^2", code="{0} * {0}")
-_unary("sqrt", lambda xp, x: xp.sqrt(xp.abs(x)), "sqrt|x|", code="xp.sqrt(xp.abs({0}))")
+_unary("arctanh", lambda xp, x: xp.arctanh(x), "inverse hyperbolic tangent", code="xp.arctanh({0})",
+       inplace=((0, "{0}.arctanh_()"),))
+_unary("exp", lambda xp, x: xp.exp(x), "e^x", code="xp.exp({0})", inplace=((0, "{0}.exp_()"),))
+_unary("exp2", lambda xp, x: xp.exp2(x), "2^x", code="xp.exp2({0})", inplace=((0, "{0}.exp2_()"),))
+_unary("exp10", lambda xp, x: xp.power(10.0, x), "10^x", code="xp.exp({0} * 2.302585092994046)",
+       inplace=((0, "{0}.mul_(2.302585092994046).exp_()"),))
+_unary("expm1", lambda xp, x: xp.expm1(x), "e^x - 1", code="xp.expm1({0})",
+       inplace=((0, "{0}.expm1_()"),))
+_unary("log", lambda xp, x: xp.log(xp.abs(x)), "log|x|", code="xp.log(xp.abs({0}))",
+       inplace=((0, "{0}.abs_().log_()"),))
+_unary("log10", lambda xp, x: xp.log10(xp.abs(x)), "log10|x|", code="xp.log10(xp.abs({0}))",
+       inplace=((0, "{0}.abs_().log10_()"),))
+_unary("log2", lambda xp, x: xp.log2(xp.abs(x)), "log2|x|", code="xp.log2(xp.abs({0}))",
+       inplace=((0, "{0}.abs_().log2_()"),))
+_unary("log1p", lambda xp, x: xp.log1p(xp.abs(x)), "log(1 + |x|)", code="xp.log1p(xp.abs({0}))",
+       inplace=((0, "{0}.abs_().log1p_()"),))
+_unary("square", lambda xp, x: x * x, "x^2", code="{0} * {0}", inplace=((0, "{0}.square_()"),))
+_unary("sqrt", lambda xp, x: xp.sqrt(xp.abs(x)), "sqrt|x|", code="xp.sqrt(xp.abs({0}))",
+       inplace=((0, "{0}.abs_().sqrt_()"),))
 _unary("cube", lambda xp, x: x * x * x, "x^3", code="{0} * {0} * {0}")
 _unary("cbrt", lambda xp, x: xp.cbrt(x), "cube root")
-_unary("sign", lambda xp, x: xp.sign(x), "sign: -1, 0 or 1", code="xp.sign({0})")
-_unary("reciprocal", lambda xp, x: 1.0 / x, "1 / x", code="1.0 / {0}")
+_unary("sign", lambda xp, x: xp.sign(x), "sign: -1, 0 or 1", code="xp.sign({0})",
+       inplace=((0, "{0}.sign_()"),))
+_unary("reciprocal", lambda xp, x: 1.0 / x, "1 / x", code="1.0 / {0}",
+       inplace=((0, "{0}.reciprocal_()"),))
 _unary("norm", lambda xp, x: safe_div(xp, x, _l2(xp, x)), "x / ||x|| over the leaf")
-_unary("invert", lambda xp, x: 1.0 - x, "1 - x", code="1.0 - {0}")
-_unary("negative", lambda xp, x: -x, "-x", code="-{0}")
+_unary("invert", lambda xp, x: 1.0 - x, "1 - x", code="1.0 - {0}",
+       inplace=((0, "{0}.neg_().add_(1.0)"),))
+_unary("negative", lambda xp, x: -x, "-x", code="-{0}", inplace=((0, "{0}.neg_()"),))
 
 # Others of the Lion search.
 _add(
@@ -311,6 +346,10 @@ _add(
     lambda xp, x, y, a: (1.0 - a) * x + a * y,
     "(1 - a) * x + a * y",
     code="interp(xp, {0}, {1}, {2})",
+    inplace=(
+        (0, "{0}.mul_(1.0 - {2}).add_({1}, alpha={2})"),
+        (1, "{1}.mul_({2}).add_({0}, alpha=1.0 - {2})"),
+    ),
 )
 _add(
     "dot",
@@ -338,17 +377,21 @@ _add(
     shape=lambda x, c: x,
     kinds=("any", "scalar"),
 )
-_add("power", 2, lambda xp, b, x: xp.power(b, x), "b^x", code="{0} ** {1}")
+_add("power", 2, lambda xp, b, x: xp.power(b, x), "b^x", code="{0} ** {1}",
+     inplace=((0, "{0}.pow_({1})"),))
 _add(
     "clip",
     2,
     lambda xp, x, c: xp.clip(x, -xp.abs(c), xp.abs(c)),
     "x clipped to [-|c|, |c|]",
     code="xp.clip({0}, -abs({1}), abs({1}))",
+    torch="torch.clip(as_tensor(torch, {0}), -abs({1}), abs({1}))",
+    inplace=((0, "{0}.clamp_(-abs({1}), abs({1}))"),),
 )
 
 # For the seed optimizers: step logic, reductions, factored moments.
-_add("mod", 2, lambda xp, a, b: xp.mod(a, b), "a mod b (floored)", code="{0} % {1}")
+_add("mod", 2, lambda xp, a, b: xp.mod(a, b), "a mod b (floored)", code="{0} % {1}",
+     inplace=((0, "{0}.remainder_({1})"),))
 _add("gt", 2, lambda xp, a, b: (a > b) * 1.0, "1 where a > b, else 0", code="({0} > {1}) * 1.0")
 _add("ge", 2, lambda xp, a, b: (a >= b) * 1.0, "1 where a >= b, else 0", code="({0} >= {1}) * 1.0")
 _add("lt", 2, lambda xp, a, b: (a < b) * 1.0, "1 where a < b, else 0", code="({0} < {1}) * 1.0")
@@ -367,6 +410,7 @@ _add(
     lambda xp, c, a, b: xp.where(c != 0, a, b),
     "a where c != 0, else b",
     code="xp.where({0} != 0, {1}, {2})",
+    torch="torch.where(as_tensor(torch, {0}) != 0, {1}, {2})",
 )
 _add("mean", 1, lambda xp, x: xp.mean(x), "mean of the leaf", shape=to_scalar, reduces=True)
 _add(

@@ -9,9 +9,11 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
 
 from dsl import ProgramError, graph, library, ops, parse
-from dsl.export import export_source, hyperparameters_of, split_decay_and_lr
+from dsl.export import export_source, hyperparameters_of, inplace_forms, split_decay_and_lr
+from tests.strategies import programs
 
 EXPORTABLE = [n for n in library.names() if n != "adafactor"]
 
@@ -74,3 +76,124 @@ def test_code_templates_agree_with_the_implementations() -> None:
             got = eval(op.code.format(*(f"a{k}" for k in range(op.arity))),  # our own template
                        {"xp": np, "abs": abs, **helpers}, {f"a{k}": a for k, a in enumerate(args)})
         np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=name)
+
+
+def load_generated(text: str, name: str, tmp_path):
+    path = tmp_path / f"{name}.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location(f"gen_{name}_{abs(hash(text))}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def rule_runs(program, tmp_path, reference: str, steps: int = 4):
+    """(ours, reference) outputs of the in-place PyTorch rule and of a reference
+    rule, step after step, each fed its own states, in float64 (so rounding
+    cannot tell them apart); asserts that the in-place rule never writes w or g.
+
+    ``reference`` is ``"numpy"`` (the functional rule run by NumPy) or
+    ``"fresh"`` (the PyTorch rule exported with ``inplace=False``).
+    """
+    torch = pytest.importorskip("torch")
+    ours_mod = load_generated(export_source(program, "candidate"), "candidate", tmp_path)
+    fresh_mod = load_generated(export_source(program, "fresh", inplace=False), "fresh", tmp_path)
+    p = parse(ours_mod.SOURCE)
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((6, 5))
+    start = [np.zeros_like(w) if s.init == "zeros" else w.copy() for s in p.states]
+    as_tuple = (lambda x: x) if p.states else (lambda x: (x,))
+    numbers = (torch.tensor(0.01, dtype=torch.float64),
+               lambda step: torch.tensor(float(step), dtype=torch.float64))
+    if reference == "numpy":
+        def ref(w, g, step, states):
+            with np.errstate(all="ignore"):
+                return as_tuple(ours_mod.candidate_rule(np, w, g, 0.01, float(step), *states))
+        ref_states = start
+    else:
+        def ref(w, g, step, states):
+            return as_tuple(fresh_mod.fresh_rule_torch(torch.tensor(w), torch.tensor(g),
+                                                       numbers[0], numbers[1](step), *states))
+        ref_states = [torch.tensor(s) for s in start]
+    states = [torch.tensor(s) for s in start]
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        for step in range(1, steps + 1):
+            g = rng.standard_normal(w.shape)
+            wt, gt = torch.tensor(w), torch.tensor(g)
+            got = as_tuple(ours_mod.candidate_rule_torch(wt, gt, numbers[0], numbers[1](step),
+                                                         *states))
+            want = ref(w, g, step, ref_states)
+            assert torch.equal(wt, torch.tensor(w)) and torch.equal(gt, torch.tensor(g))
+            yield got, want, ours_mod.SOURCE
+            states, ref_states = list(got[1:]), list(want[1:])
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def assert_rule_agrees(program, tmp_path, reference: str) -> None:
+    for got, want, source in rule_runs(program, tmp_path, reference):
+        for a, b in zip(got, want, strict=True):
+            a, b = (np.broadcast_to(np.asarray(x, np.float64), (6, 5)) for x in (a, b))
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True,
+                                       err_msg=source)
+
+
+@pytest.mark.parametrize("name", EXPORTABLE)
+def test_torch_rule_equals_the_functional_rule(name: str, tmp_path) -> None:
+    assert_rule_agrees(library.get(name), tmp_path, "numpy")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(p=programs(max_len=12))
+def test_writing_in_place_changes_no_value_on_random_programs(p, tmp_path_factory) -> None:
+    try:
+        export_source(p, "candidate")
+    except ProgramError:
+        assume(False)
+    assert_rule_agrees(p, tmp_path_factory.mktemp("export"), "fresh")
+
+
+def test_the_torch_rule_writes_in_place_where_values_die() -> None:
+    text = generate("lion")
+    assert "update = update.sign_()" in text
+    assert "m = m.mul_(b2).add_(g, alpha=1.0 - b2)" in text  # the state's own tensor
+    assert 'direction = direction.add_(p, alpha=group["weight_decay"])' in text
+    # a state read again later, or returned unchanged, is never overwritten
+    text = export_source(parse("def train(w, g, lr, t, m):\n  u = sign(m)\n  u = u + g\n"
+                               "  return u, m\n"), "keep")
+    assert "u = torch.sign(m)" in text and "u = u.add_(g)" in text
+
+
+def test_torch_forms_agree_with_the_implementations() -> None:
+    """Every op's PyTorch form, fresh or in place, on tensors and on numbers mixed in."""
+    torch = pytest.importorskip("torch")
+    from dsl.export import HELPERS
+
+    helpers: dict = {"Any": object, "torch": torch, "abs": abs}
+    for src in HELPERS.values():
+        exec(src, helpers)  # our own helper source, as a generated module holds it
+    rng = np.random.default_rng(0)
+    for name, op in ops.OPS.items():
+        if op.code is None:
+            continue
+        fresh = op.torch or op.code.replace("xp.", "torch.").replace("(xp,", "(torch,")
+        for numbers in [(), *((k,) for k in range(op.arity))]:
+            args = [rng.uniform(0.2, 0.9, 5) for _ in range(op.arity)]
+            for k in numbers:
+                args[k] = float(args[k][0])
+            with np.errstate(all="ignore"):
+                want = np.broadcast_to(op.fn(np, *args), (5,))
+            forms = [(None, fresh)] + [(k, t) for k, t, scalars in inplace_forms(op)
+                                       if k not in numbers and set(scalars) <= set(numbers)]
+            for k, template in forms:
+                values = {f"a{j}": torch.tensor(a) if isinstance(a, np.ndarray) else a
+                          for j, a in enumerate(args)}
+                if len(numbers) == op.arity and "torch." in template:  # as the exporter does
+                    values = {j: helpers["as_tensor"](torch, a) for j, a in values.items()}
+                got = eval(template.format(*values), helpers, values)  # our own template
+                if k is not None:
+                    assert got is values[f"a{k}"], (name, template)  # written in place
+                np.testing.assert_allclose(np.broadcast_to(np.asarray(got), (5,)), want,
+                                           rtol=1e-12, err_msg=f"{name}: {template}")
