@@ -61,9 +61,10 @@ def _shape(text: str) -> tuple[int, ...]:
 
 
 def _program_arg(spec: str):
-    """(program, named hyperparameters, origin) from a run directory, a file or a name."""
+    """(program, where its text named hyperparameters, origin) from a run directory, a
+    file or a library name (a run's programs name none)."""
     from dsl import parse
-    from dsl.export import hyperparameters_of
+    from dsl.export import hyperparameter_sites
     from search.loop import load_program
     from search.rundir import RunDir, RunDirError
 
@@ -76,11 +77,11 @@ def _program_arg(spec: str):
         if not best:
             raise InputError(f"{spec}: no best program yet (no checkpoint.json with a result)")
         origin = f"run {spec}, program {best['id']} (fitness {best['fitness']:+.4f})"
-        return parse(best["source"]), {}, origin
+        return parse(best["source"]), None, origin
     program = load_program(spec)
     if spec in library.names():
-        return program, hyperparameters_of(library.source(spec)), f"library program {spec!r}"
-    return program, hyperparameters_of(Path(spec).read_text(encoding="utf-8")), spec
+        return program, hyperparameter_sites(library.source(spec)), f"library program {spec!r}"
+    return program, hyperparameter_sites(Path(spec).read_text(encoding="utf-8")), spec
 
 
 def _simplify(args: argparse.Namespace) -> None:

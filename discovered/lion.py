@@ -175,7 +175,9 @@ def _torch_optimizer() -> type:
                     state = self.state[p]
                     if not state:
                         state["step"] = 0
-                        state["m"] = torch.zeros_like(p, dtype=torch.float32)
+                        # float32 (float64 for float64 parameters)
+                        dtype = torch.promote_types(p.dtype, torch.float32)
+                        state["m"] = torch.zeros_like(p, dtype=dtype)
                     state["step"] += 1
                     t = float(state["step"])
                     out = lion_rule_torch(

@@ -321,12 +321,14 @@ _unary("square", lambda xp, x: x * x, "x^2", code="{0} * {0}", inplace=((0, "{0}
 _unary("sqrt", lambda xp, x: xp.sqrt(xp.abs(x)), "sqrt|x|", code="xp.sqrt(xp.abs({0}))",
        inplace=((0, "{0}.abs_().sqrt_()"),))
 _unary("cube", lambda xp, x: x * x * x, "x^3", code="{0} * {0} * {0}")
-_unary("cbrt", lambda xp, x: xp.cbrt(x), "cube root")
+_unary("cbrt", lambda xp, x: xp.cbrt(x), "cube root",
+       code="xp.cbrt({0})", torch="torch.sign({0}) * torch.abs({0}) ** (1.0 / 3.0)")
 _unary("sign", lambda xp, x: xp.sign(x), "sign: -1, 0 or 1", code="xp.sign({0})",
        inplace=((0, "{0}.sign_()"),))
 _unary("reciprocal", lambda xp, x: 1.0 / x, "1 / x", code="1.0 / {0}",
        inplace=((0, "{0}.reciprocal_()"),))
-_unary("norm", lambda xp, x: safe_div(xp, x, _l2(xp, x)), "x / ||x|| over the leaf")
+_unary("norm", lambda xp, x: safe_div(xp, x, _l2(xp, x)), "x / ||x|| over the leaf",
+       code="safe_div(xp, {0}, xp.sqrt(xp.sum({0} * {0})))")
 _unary("invert", lambda xp, x: 1.0 - x, "1 - x", code="1.0 - {0}",
        inplace=((0, "{0}.neg_().add_(1.0)"),))
 _unary("negative", lambda xp, x: -x, "-x", code="-{0}", inplace=((0, "{0}.neg_()"),))
@@ -339,6 +341,7 @@ _add(
     "||x||, the L2 norm of the leaf",
     shape=to_scalar,
     reduces=True,
+    code="xp.sqrt(xp.sum({0} * {0}))",
 )
 _add(
     "interp",
@@ -359,6 +362,7 @@ _add(
     shape=to_scalar,
     commutative=True,
     reduces=True,
+    code="xp.sum({0} * {1})",
 )
 _add(
     "cosine_sim",
@@ -368,6 +372,7 @@ _add(
     shape=to_scalar,
     commutative=True,
     reduces=True,
+    code="safe_div(xp, xp.sum({0} * {1}), xp.sqrt(xp.sum({0} * {0})) * xp.sqrt(xp.sum({1} * {1})))",
 )
 _add(
     "clip_by_global_norm",
@@ -376,8 +381,10 @@ _add(
     "x * min(1, |c| / ||x||)",
     shape=lambda x, c: x,
     kinds=("any", "scalar"),
+    code="clip_scale(xp, {0}, {1}, xp.sqrt(xp.sum({0} * {0})))",
 )
-_add("power", 2, lambda xp, b, x: xp.power(b, x), "b^x", code="{0} ** {1}",
+_add("power", 2, lambda xp, b, x: xp.power(b, x), "b^x", code="xp.power({0}, {1})",
+     torch="torch.pow(as_tensor(torch, {0}), {1})",
      inplace=((0, "{0}.pow_({1})"),))
 _add(
     "clip",
@@ -412,7 +419,8 @@ _add(
     code="xp.where({0} != 0, {1}, {2})",
     torch="torch.where(as_tensor(torch, {0}) != 0, {1}, {2})",
 )
-_add("mean", 1, lambda xp, x: xp.mean(x), "mean of the leaf", shape=to_scalar, reduces=True)
+_add("mean", 1, lambda xp, x: xp.mean(x), "mean of the leaf", shape=to_scalar, reduces=True,
+       code="xp.mean({0})")
 _add(
     "rms",
     1,
@@ -420,6 +428,7 @@ _add(
     "root mean square of the leaf",
     shape=to_scalar,
     reduces=True,
+    code="xp.sqrt(xp.mean({0} * {0}))",
 )
 _add(
     "factor_row",
@@ -429,6 +438,7 @@ _add(
     shape=_row_shape,
     reduces=True,
     factored=True,
+    code="factor_row(xp, {0})",
 )
 _add(
     "factor_col",
@@ -438,6 +448,7 @@ _add(
     shape=_col_shape,
     reduces=True,
     factored=True,
+    code="factor_col(xp, {0})",
 )
 _add(
     "unfactor",
@@ -447,6 +458,7 @@ _add(
     shape=_unfactor_shape,
     reduces=True,
     factored=True,
+    code="unfactor(xp, {0}, {1}, {2})",
 )
 
 #: Infix operators accepted and printed between two arguments.

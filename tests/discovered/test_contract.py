@@ -31,10 +31,14 @@ def load(name: str):
     return importlib.import_module(f"discovered.{name}")
 
 
+#: Leaf shapes: a matrix Adafactor factors (both dimensions >= 128), one it does
+#: not, a vector and a scalar.
+SHAPES = [(256, 128), (64, 32), (32,), ()]
+
+
 def tree(rng: np.random.Generator, scale: float = 1.0, dtype=jnp.float32):
-    return {"m": jnp.asarray(scale * rng.standard_normal((64, 32)), dtype),
-            "v": jnp.asarray(scale * rng.standard_normal(32), dtype),
-            "s": jnp.asarray(scale * rng.standard_normal(()), dtype)}
+    return {f"p{k}": jnp.asarray(scale * rng.standard_normal(s), dtype)
+            for k, s in enumerate(SHAPES)}
 
 
 def trajectory(opt, steps: int = 100):
@@ -92,7 +96,7 @@ torch = pytest.importorskip("torch")
 def torch_run(cls, steps: int = 20, state_dict=None, **kw):
     rng = np.random.default_rng(0)
     params = [torch.nn.Parameter(torch.tensor(0.1 * rng.standard_normal(s), dtype=torch.float32))
-              for s in [(64, 32), (32,), ()]]
+              for s in SHAPES]
     opt = cls(params, **kw)
     grads = [[torch.tensor(rng.standard_normal(tuple(p.shape)), dtype=torch.float32)
               for p in params] for _ in range(steps)]
@@ -186,3 +190,19 @@ def test_lion_matches_a_reference_pytorch_step() -> None:
         reference_torch_lion_step(ref_params, LR, 0.9, 0.99, 0.01, state)
     for a, p in zip(got, ref_params, strict=True):
         np.testing.assert_allclose(a, p.detach().numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_adafactor_matches_optax_adafactor_and_keeps_factored_state() -> None:
+    adafactor = load("adafactor")
+    ours = adafactor.adafactor(LR)
+    reference = optax.adafactor(LR, multiply_by_parameter_scale=True)
+    assert close(trajectory(ours), trajectory(reference))
+    # a 256 x 128 leaf keeps a mean over its largest axis (128 values) and one over
+    # the other (256): O(n + m), as optax does; an unfactored leaf keeps the full moment
+    state = ours.init(tree(np.random.default_rng(0)))[0]
+    assert state.v_row["p0"].shape == (128,) and state.v_col["p0"].shape == (256,)
+    assert state.v_row["p1"].shape == (64, 32) and state.v_col["p1"].shape == ()
+    params, opt, grads = torch_run(adafactor.Adafactor, steps=1, lr=LR)
+    torch_steps(params, opt, grads)
+    assert tuple(opt.state[params[0]]["v_row"].shape) == (128,)
+    assert tuple(opt.state[params[0]]["v_col"].shape) == (256,)

@@ -11,16 +11,22 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 
-from dsl import ProgramError, graph, library, ops, parse
-from dsl.export import export_source, hyperparameters_of, inplace_forms, split_decay_and_lr
+from dsl import ProgramError, abstract, graph, library, ops, parse
+from dsl.export import (
+    export_source,
+    hyperparameter_sites,
+    inplace_forms,
+    split_decay_and_lr,
+    torch_fresh,
+)
 from tests.strategies import programs
 
-EXPORTABLE = [n for n in library.names() if n != "adafactor"]
+EXPORTABLE = library.names()
 
 
 def generate(name: str) -> str:
     return export_source(library.get(name), name,
-                         hyperparameters=hyperparameters_of(library.source(name)))
+                         hyperparameters=hyperparameter_sites(library.source(name)))
 
 
 @pytest.mark.parametrize("name", EXPORTABLE)
@@ -55,27 +61,65 @@ def test_recipes_split_decay_and_learning_rate() -> None:
     assert "def adamw(" in text and "b1: float = 0.9" in text
 
 
-def test_unsupported_functions_are_named() -> None:
-    with pytest.raises(ProgramError, match="export does not support .*factor_row"):
-        generate("adafactor")
+def test_every_function_exports_and_mixed_shapes_are_named() -> None:
+    assert all(op.code is not None for op in ops.OPS.values())
+    p = parse("def train(w, g, lr, t):\n  r = factor_row(g)\n  u = r + g\n  return u\n")
+    with pytest.raises(ProgramError, match=r"statement 1 \(u = r \+ g\).*cannot export"):
+        export_source(p, "mixed")
+
+
+def test_state_shapes_follow_the_program() -> None:
+    from dsl.export import shape_exprs
+
+    p = library.get("adafactor")
+    states, _ = shape_exprs(p, tuple(range(len(p.statements))))
+    assert states == {"v_row": "row_shape({})", "v_col": "col_shape({})"}
+    p = parse("def train(w, g, lr, t, s, m):\n  s = dot(g, g)\n  m = interp(g, m, 0.9)\n"
+              "  u = m * s\n  return u, s, m\n")
+    assert shape_exprs(p, (0, 1, 2))[0] == {"s": "()", "m": "{}"}
+
+
+def cases(op: ops.Op, rng: np.random.Generator):
+    """(arguments, positions holding numbers) to try ``op``'s code on: vectors with
+    numbers mixed in; Adafactor's functions on a factored and an unfactored shape."""
+    if op.factored:
+        for shape, row, col in [((128, 130), (128,), (130,)), ((5,), (5,), ())]:
+            x = {"factor_row": [shape], "factor_col": [shape], "unfactor": [row, col, shape]}
+            yield [rng.uniform(0.2, 0.9, s) for s in x[op.name]], ()
+        return
+    for numbers in [(), *((k,) for k in range(op.arity))]:
+        args = [rng.uniform(0.2, 0.9, 5) for _ in range(op.arity)]
+        for k in numbers:
+            args[k] = float(args[k][0])
+        yield args, numbers
+
+
+def reference(op: ops.Op, args: list):
+    with np.errstate(all="ignore"):
+        kw = {"min_dim": ops.FACTOR_MIN_DIM} if op.factored else {}
+        return np.asarray(op.fn(np, *args, **kw))
+
+
+def helper_namespace(**extra) -> dict:
+    from dsl.export import HELPERS
+
+    namespace: dict = {"Any": object, "abs": abs, **extra}
+    for src in HELPERS.values():
+        exec(src, namespace)  # our own helper source, as a generated module holds it
+    return namespace
 
 
 def test_code_templates_agree_with_the_implementations() -> None:
-    from dsl.export import HELPERS
-
-    helpers: dict = {"Any": object}
-    for src in HELPERS.values():
-        exec(src, helpers)  # our own helper source, as a generated module holds it
+    helpers = helper_namespace(xp=np)
     rng = np.random.default_rng(0)
     for name, op in ops.OPS.items():
-        if op.code is None:
-            continue
-        args = [rng.uniform(0.2, 0.9, 5) for _ in range(op.arity)]
-        with np.errstate(all="ignore"):
-            want = op.fn(np, *args)
-            got = eval(op.code.format(*(f"a{k}" for k in range(op.arity))),  # our own template
-                       {"xp": np, "abs": abs, **helpers}, {f"a{k}": a for k, a in enumerate(args)})
-        np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=name)
+        for args, _ in cases(op, rng):
+            want = reference(op, args)
+            with np.errstate(all="ignore"):
+                got = eval(op.code.format(*(f"a{k}" for k in range(op.arity))),  # our template
+                           helpers, {f"a{k}": a for k, a in enumerate(args)})
+            np.testing.assert_allclose(np.broadcast_to(got, want.shape), want, rtol=1e-12,
+                                       err_msg=name)
 
 
 def load_generated(text: str, name: str, tmp_path):
@@ -101,7 +145,8 @@ def rule_runs(program, tmp_path, reference: str, steps: int = 4):
     p = parse(ours_mod.SOURCE)
     rng = np.random.default_rng(0)
     w = rng.standard_normal((6, 5))
-    start = [np.zeros_like(w) if s.init == "zeros" else w.copy() for s in p.states]
+    shapes = abstract.check(p, w.shape).states  # each state at its own shape
+    start = [np.zeros(shapes[s.name].shape) if s.init == "zeros" else w.copy() for s in p.states]
     as_tuple = (lambda x: x) if p.states else (lambda x: (x,))
     numbers = (torch.tensor(0.01, dtype=torch.float64),
                lambda step: torch.tensor(float(step), dtype=torch.float64))
@@ -160,40 +205,30 @@ def test_the_torch_rule_writes_in_place_where_values_die() -> None:
     assert "update = update.sign_()" in text
     assert "m = m.mul_(b2).add_(g, alpha=1.0 - b2)" in text  # the state's own tensor
     assert 'direction = direction.add_(p, alpha=group["weight_decay"])' in text
-    # a state read again later, or returned unchanged, is never overwritten
+    # a state read again later is overwritten only by its last reader
     text = export_source(parse("def train(w, g, lr, t, m):\n  u = sign(m)\n  u = u + g\n"
-                               "  return u, m\n"), "keep")
+                               "  m = interp(g, m, 0.9)\n  return u, m\n"), "keep")
     assert "u = torch.sign(m)" in text and "u = u.add_(g)" in text
+    assert "m = m.mul_(beta1).add_(g, alpha=1.0 - beta1)" in text
 
 
 def test_torch_forms_agree_with_the_implementations() -> None:
     """Every op's PyTorch form, fresh or in place, on tensors and on numbers mixed in."""
     torch = pytest.importorskip("torch")
-    from dsl.export import HELPERS
-
-    helpers: dict = {"Any": object, "torch": torch, "abs": abs}
-    for src in HELPERS.values():
-        exec(src, helpers)  # our own helper source, as a generated module holds it
+    helpers = helper_namespace(torch=torch)
     rng = np.random.default_rng(0)
     for name, op in ops.OPS.items():
-        if op.code is None:
-            continue
-        fresh = op.torch or op.code.replace("xp.", "torch.").replace("(xp,", "(torch,")
-        for numbers in [(), *((k,) for k in range(op.arity))]:
-            args = [rng.uniform(0.2, 0.9, 5) for _ in range(op.arity)]
-            for k in numbers:
-                args[k] = float(args[k][0])
-            with np.errstate(all="ignore"):
-                want = np.broadcast_to(op.fn(np, *args), (5,))
-            forms = [(None, fresh)] + [(k, t) for k, t, scalars in inplace_forms(op)
+        for args, numbers in cases(op, rng):
+            want = reference(op, args)
+            names = [f"a{j}" for j in range(op.arity)]
+            fresh = torch_fresh(op, names, [j in numbers for j in range(op.arity)])
+            forms = [(None, fresh)] + [(k, t.format(*names)) for k, t, scalars in inplace_forms(op)
                                        if k not in numbers and set(scalars) <= set(numbers)]
-            for k, template in forms:
+            for k, code in forms:
                 values = {f"a{j}": torch.tensor(a) if isinstance(a, np.ndarray) else a
                           for j, a in enumerate(args)}
-                if len(numbers) == op.arity and "torch." in template:  # as the exporter does
-                    values = {j: helpers["as_tensor"](torch, a) for j, a in values.items()}
-                got = eval(template.format(*values), helpers, values)  # our own template
+                got = eval(code, helpers, values)  # our own template
                 if k is not None:
-                    assert got is values[f"a{k}"], (name, template)  # written in place
-                np.testing.assert_allclose(np.broadcast_to(np.asarray(got), (5,)), want,
-                                           rtol=1e-12, err_msg=f"{name}: {template}")
+                    assert got is values[f"a{k}"], (name, code)  # written in place
+                np.testing.assert_allclose(np.broadcast_to(np.asarray(got), want.shape), want,
+                                           rtol=1e-12, err_msg=f"{name}: {code}")
