@@ -317,14 +317,21 @@ def torch_rule_source(p: Program, core: tuple[int, ...], returns: str,
     env.update({s: _Value(s, s, tensor=True, wide=True, owned=True, shape=state_shapes[s] or LEAF)
                 for s in p.state_names})
     walk(Plan(p, core, outputs=()), env, const, apply)
-    for s in p.state_names:  # states: float32 tensors (float64 for float64 parameters)
-        value = final.get(s, env[s])
-        dtype = "torch.promote_types(w.dtype, torch.float32)"
+    # The states are tensors of their own, float32 (float64 for float64 parameters).
+    dtype = "torch.promote_types(w.dtype, torch.float32)"
+    results = [outputs[0]]
+    for k, o in enumerate(outputs[1:]):
+        value = env[o]
         if not value.tensor:
-            lines.append(f"    {s} = torch.as_tensor({s}, dtype={dtype}, device=w.device)")
+            results.append(f"torch.as_tensor({o}, dtype={dtype}, device=w.device)")
+        elif not value.owned or o in outputs[1:k + 1]:  # w, g, an alias, a second copy
+            results.append(f"{o}.to({dtype}, copy=True)")
         elif not value.wide:
-            lines.append(f"    {s} = {s}.to({dtype})")
-    lines.append(f"    return {returns}")
+            results.append(f"{o}.to({dtype})")
+        else:
+            results.append(o)
+    one = f"    return {', '.join(results)}"
+    lines.append(one if len(one) <= 100 else _wrap("return ", results, "", "    "))
     direction = final.get(outputs[0])
     return lines, bool(direction and direction.owned and outputs[0] not in outputs[1:])
 

@@ -134,7 +134,8 @@ def load_generated(text: str, name: str, tmp_path):
 def rule_runs(program, tmp_path, reference: str, steps: int = 4):
     """(ours, reference) outputs of the in-place PyTorch rule and of a reference
     rule, step after step, each fed its own states, in float64 (so rounding
-    cannot tell them apart); asserts that the in-place rule never writes w or g.
+    cannot tell them apart); asserts that the in-place rule never writes w or g
+    and returns each state in a tensor of its own.
 
     ``reference`` is ``"numpy"`` (the functional rule run by NumPy) or
     ``"fresh"`` (the PyTorch rule exported with ``inplace=False``).
@@ -171,6 +172,9 @@ def rule_runs(program, tmp_path, reference: str, steps: int = 4):
                                                          *states))
             want = ref(w, g, step, ref_states)
             assert torch.equal(wt, torch.tensor(w)) and torch.equal(gt, torch.tensor(g))
+            # each state its own tensor: none is w, g or another state
+            kept = [x.data_ptr() for x in got[1:]] + [wt.data_ptr(), gt.data_ptr()]
+            assert len(set(kept)) == len(kept), ours_mod.SOURCE
             yield got, want, ours_mod.SOURCE
             states, ref_states = list(got[1:]), list(want[1:])
     finally:
