@@ -302,6 +302,33 @@ def _numpy_semantics(min_dim: int):
     return apply
 
 
+def _state_shapes(program: Program, shape: Shape, min_dim: int) -> dict[str, Shape]:
+    """The shapes :func:`check` gives the live states on a leaf of ``shape``, from the
+    same fixpoint over the live statements only (cheaper: fingerprints need it for
+    every program); {} where the shapes do not settle or a shape rule refuses."""
+
+    def solve() -> dict[str, Shape]:
+        plan = Plan.live_of(program)  # returns the update, then the live states in order
+        names = [program.states[k].name for k in sorted(liveness(program).states)]
+        starts = {s.name: shape if s.init == "w" else None for s in program.states}
+        semantics = _shape_semantics(min_dim)
+        inputs = {"w": shape, "g": shape, "lr": (), "t": ()}
+        try:
+            for _ in range(len(names) + 1):
+                env = initial_env(program, inputs, [starts[s.name] for s in program.states])
+                outs = walk(plan, env, _shape_const, semantics)[1:]
+                new = {n: out if starts[n] is None else starts[n]
+                       for n, out in zip(names, outs, strict=True)}
+                if all(new[n] == starts[n] for n in names):
+                    break
+                starts.update(new)
+        except ProgramError:
+            return {}
+        return {n: () if starts[n] is None else starts[n] for n in names}
+
+    return program.derived(("state_shapes", shape, min_dim), solve)
+
+
 def run_numpy(
     program: Program,
     w: np.ndarray,
@@ -317,9 +344,10 @@ def run_numpy(
     """Run ``program`` with NumPy for ``len(grads)`` steps on one leaf.
 
     This is the NumPy semantics behind :func:`fingerprint`. ``states`` are the
-    initial states; by default a state starts as a copy of ``w`` or as a scalar
-    zero, which broadcasts to the same values as zeros of the shape :func:`check`
-    infers (pass those to see every value at its inferred shape). Applies
+    initial states; by default a state starts as a copy of ``w`` or as zeros of
+    the shape :func:`check` infers, as the JAX interpreter allocates them (a
+    scalar zero where the program has no reductions: it broadcasts to the same
+    values, but ``global_norm`` of it would differ). Applies
     ``w ← w − update`` between steps and returns, per step, the program's
     outputs (the update, then the states). With ``live_only`` it skips dead
     statements and returns the update and the live states only. Values are
@@ -327,7 +355,12 @@ def run_numpy(
     """
     plan = Plan.live_of(program) if live_only else Plan.of(program)
     w = np.asarray(w, dtype=dtype)
-    if states is None:
+    if (states is None and w.shape and any(s.init == "zeros" for s in program.states)
+            and any(ops.OPS[st.op].reduces for st in program.statements)):
+        shapes = _state_shapes(program, w.shape, factor_min_dim)
+        states = [np.zeros(shapes.get(s.name, ()), dtype) if s.init == "zeros" else w.copy()
+                  for s in program.states]
+    if states is None:  # a scalar leaf, or no reductions: a scalar zero gives the same values
         states = [dtype(0.0) if s.init == "zeros" else w.copy() for s in program.states]
     states = list(states)
     apply = _numpy_semantics(factor_min_dim)

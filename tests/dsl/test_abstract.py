@@ -295,3 +295,26 @@ def test_fingerprint_of_a_program_invalid_on_factored_leaves() -> None:
         abstract.check(p, (256, 128))
     assert abstract.fingerprint(p) != abstract.fingerprint(
         prog("x = g * g\nu = g * x\nu = u * lr\nreturn u", states=""))
+
+
+def test_numpy_states_start_at_their_inferred_shapes() -> None:
+    """A zero state of a matrix is zeros of the matrix, not a scalar 0: once
+    transformed (1 - s) and reduced (its norm) the two differ, as the JAX
+    interpreter (which allocates the inferred shape) shows."""
+    p = parse("def train(w, g, lr, t, s):\n  x = invert(s)\n  n = global_norm(x)\n"
+              "  u = g * n\n  s = g * 0.5\n  return u, s\n")
+    g = np.ones((6, 5))
+    first = abstract.run_numpy(p, np.zeros((6, 5)), [g], [1.0], [1.0])[0][0]
+    np.testing.assert_allclose(first, g * np.sqrt(30.0))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs(shape=(6, 5)))
+def test_live_state_shapes_are_checks(program: Program) -> None:
+    """The fingerprint's cheaper fixpoint gives check's shape to every live state."""
+    from dsl.graph import liveness
+
+    want = abstract.check(program, (6, 5)).states
+    got = abstract._state_shapes(program, (6, 5), ops.FACTOR_MIN_DIM)
+    live = {program.states[k].name for k in liveness(program).states}
+    assert got == {name: want[name].shape for name in live}
