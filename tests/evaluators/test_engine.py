@@ -97,7 +97,32 @@ def test_engine_agrees_with_to_optax_on_random_programs(program: Program) -> Non
             return  # valid for the matrix only; the task rejects it
     if bucket_of(program) > 16:
         return
-    agree(program, rtol=1e-3)
+    agree_where_conditioned(program)
+
+
+def agree_where_conditioned(program: Program, task: Task = TINY, seeds=(0, 1)) -> None:
+    """Engine and direct path agree as far as the training run is well conditioned.
+
+    Random programs can be chaotic (``update = w / (1 - g)`` near g = 1), where
+    float32 rounding alone moves the result: the direct path is run again on
+    training data scaled by 1 + 1e-6 (a few units in the last place, the same
+    compiled function), and the engine may differ by 10x that spread on top of
+    a relative 1e-3.
+    """
+    from dsl.interpreter import to_optax
+
+    (em, es, eo), _ = engine.run_engine(program, task, seeds)
+    run = engine.direct_runner(task, to_optax(program, task.schedule))
+    keys = engine.seed_keys(seeds)
+    train, val = engine.device_data(task)
+    dm, ds, do = (np.asarray(x) for x in run(keys, train, val))
+    pm, _, po = (np.asarray(x) for x in run(keys, tuple(a * (1 + 1e-6) for a in train), val))
+    both = eo & do & po
+    np.testing.assert_array_equal(es[both], ds[both])
+    spread = np.abs(pm - dm)[both]
+    assert np.all(np.abs(em - dm)[both] <= 1e-3 * np.abs(dm[both]) + 1e-6 + 10 * spread)
+    if np.all(spread <= 1e-6 * np.abs(dm[both]) + 1e-7):  # well conditioned: exactly as agree
+        np.testing.assert_array_equal(eo, do)
 
 
 def test_fifty_programs_of_one_bucket_compile_once() -> None:
