@@ -66,6 +66,11 @@ class SearchConfig(BaseModel):
     address: str | None = Field(
         None, description="Ray cluster address; None starts an embedded local Ray "
         "(RAY_ADDRESS also works).")
+    compile_cache: str | None = Field(
+        "~/.cache/optsearch/xla", description="Directory where JAX keeps the compiled training "
+        "loops, so that every later worker and search on the machine loads in a fraction of a "
+        "second what took seconds to compile (JAX's persistent compilation cache); None turns "
+        "it off.")
     cpus_per_eval: float = Field(1.0, gt=0, description="CPUs Ray reserves per evaluation.")
     gpus_per_eval: float = Field(0.0, ge=0, description="GPUs Ray reserves per evaluation.")
     timeout_s: float = Field(

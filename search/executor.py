@@ -26,20 +26,32 @@ Job = dict[str, Any]
 Result = dict[str, Any]
 
 
-def worker_env(gpus_per_eval: float, cpus_per_eval: float = 1.0) -> dict[str, str]:
+def worker_env(gpus_per_eval: float, cpus_per_eval: float = 1.0,
+               compile_cache: str | None = None) -> dict[str, str]:
     """Environment for workers, set before JAX is imported there.
 
     No GPU memory preallocation (several workers share a GPU); CPU-only JAX on
-    CPU workers; and XLA's CPU threads limited to the CPUs Ray reserved, so that
-    workers do not oversubscribe the machine.
+    CPU workers; XLA's CPU threads limited to the CPUs Ray reserved, so that
+    workers do not oversubscribe the machine; and JAX's persistent compilation
+    cache in ``compile_cache`` (see :func:`compile_cache_env`).
     """
-    env = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+    env = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", **compile_cache_env(compile_cache)}
     if gpus_per_eval == 0:
         env["JAX_PLATFORMS"] = "cpu"
     threads = max(1, int(cpus_per_eval))
     env["XLA_FLAGS"] = (f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
                         f"intra_op_parallelism_threads={threads}")
     return env
+
+
+def compile_cache_env(path: str | None) -> dict[str, str]:
+    """JAX's persistent compilation cache in ``path`` (``~`` expanded here), for
+    what takes at least a second to compile: the engine's training loops, one per
+    task and bucket, which a process then loads instead of compiling."""
+    if path is None:
+        return {}
+    return {"JAX_COMPILATION_CACHE_DIR": os.path.expanduser(path),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "1"}
 
 
 def failed_result(job: Job, error: str, wall: float = 0.0) -> Result:
@@ -67,11 +79,18 @@ def evaluate_job(job: Job) -> Result:
 
 
 class SerialExecutor:
-    """Runs each job in this process when results are asked for, in order."""
+    """Runs each job in this process when results are asked for, in order.
 
-    def __init__(self, evaluate: Callable[[Job], Result] = evaluate_job) -> None:
+    ``compile_cache`` takes effect if JAX is not imported yet in this process
+    (it reads the setting when imported).
+    """
+
+    def __init__(self, evaluate: Callable[[Job], Result] = evaluate_job,
+                 compile_cache: str | None = None) -> None:
         self.evaluate = evaluate
         self.queue: list[Job] = []
+        for key, value in compile_cache_env(compile_cache).items():
+            os.environ.setdefault(key, value)
 
     @property
     def pending(self) -> int:
@@ -93,12 +112,12 @@ class RayExecutor:
     def __init__(
         self, *, workers: int, address: str | None = None, cpus_per_eval: float = 1.0,
         gpus_per_eval: float = 0.0, timeout_s: float = 600.0, retries: int = 2,
-        evaluate: Callable[[Job], Result] = evaluate_job,
+        evaluate: Callable[[Job], Result] = evaluate_job, compile_cache: str | None = None,
     ) -> None:
         import ray
 
         self.ray = ray
-        env = {"env_vars": worker_env(gpus_per_eval, cpus_per_eval)}
+        env = {"env_vars": worker_env(gpus_per_eval, cpus_per_eval, compile_cache)}
         if not ray.is_initialized():
             address = address or os.environ.get("RAY_ADDRESS")
             if address:
@@ -150,7 +169,7 @@ class RayExecutor:
 def make_executor(cfg, evaluate: Callable[[Job], Result] = evaluate_job):
     """The executor a :class:`~search.config.SearchConfig` asks for."""
     if cfg.executor == "serial":
-        return SerialExecutor(evaluate)
+        return SerialExecutor(evaluate, cfg.compile_cache)
     return RayExecutor(workers=cfg.workers, address=cfg.address, cpus_per_eval=cfg.cpus_per_eval,
                        gpus_per_eval=cfg.gpus_per_eval, timeout_s=cfg.timeout_s,
-                       retries=cfg.retries, evaluate=evaluate)
+                       retries=cfg.retries, evaluate=evaluate, compile_cache=cfg.compile_cache)

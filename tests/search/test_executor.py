@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from dsl import library
 from search.config import SearchConfig
-from search.executor import FAILED, SerialExecutor, evaluate_job, worker_env
+from search.executor import (
+    FAILED,
+    SerialExecutor,
+    compile_cache_env,
+    evaluate_job,
+    worker_env,
+)
 from search.loop import Search
 from search.rundir import RunDir
 
@@ -48,6 +58,9 @@ def test_worker_environment() -> None:
     assert "intra_op_parallelism_threads=1" in env["XLA_FLAGS"]
     assert "JAX_PLATFORMS" not in worker_env(1)
     assert "intra_op_parallelism_threads=4" in worker_env(0, 4)["XLA_FLAGS"]
+    assert "JAX_COMPILATION_CACHE_DIR" not in env
+    cached = worker_env(0, 1, "~/xla")
+    assert cached["JAX_COMPILATION_CACHE_DIR"] == os.path.expanduser("~/xla")
 
 
 def slow_evaluate(j):
@@ -111,3 +124,27 @@ def test_a_node_removed_mid_search_loses_no_evaluation(tmp_path) -> None:
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def test_a_second_process_loads_the_compiled_loop_from_the_cache(tmp_path) -> None:
+    """With compile_cache, the training loop one worker compiled is loaded, not
+    compiled again, by the next process (JAX reports a persistent-cache hit)."""
+    cache = tmp_path / "xla"
+    env = {**os.environ, **compile_cache_env(str(cache)), "JAX_PLATFORMS": "cpu",
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}  # the tiny task compiles fast
+    code = (
+        "import jax\n"
+        "hits = []\n"
+        "jax.monitoring.register_event_listener(lambda e, **kw: hits.append(e))\n"
+        "from dsl import library\n"
+        "from evaluators import evaluate\n"
+        "assert evaluate(library.get('sgd'), 'quadratic/A').error is None\n"
+        "print(hits.count('/jax/compilation_cache/cache_hits'))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True,
+                           text=True, timeout=300) for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[-1].stderr[-2000:]
+    first, second = (int(r.stdout.split()[-1]) for r in runs)
+    assert first == 0 and second >= 1
+    assert any(cache.iterdir())
