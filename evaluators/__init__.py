@@ -9,7 +9,10 @@ Never imports Ray or search/.
 """
 
 from evaluators import fitness, tasks
-from evaluators.evaluate import BASELINE, EvalResult, evaluate, evaluate_all
+from evaluators.evaluate import BASELINE, EvalResult, evaluate, evaluate_all, evaluate_batch
 from evaluators.fitness import FAILED
 
-__all__ = ["BASELINE", "FAILED", "EvalResult", "evaluate", "evaluate_all", "fitness", "tasks"]
+__all__ = [
+    "BASELINE", "FAILED", "EvalResult", "evaluate", "evaluate_all", "evaluate_batch", "fitness",
+    "tasks",
+]

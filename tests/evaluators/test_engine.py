@@ -193,3 +193,16 @@ def test_encoding_moves_computes_step_only_and_writes_in_place() -> None:
 ])
 def test_engine_agrees_on_state_plumbing(body: str) -> None:
     agree(parse(body + "\n"))
+
+
+def test_a_batch_of_programs_trains_as_each_alone() -> None:
+    programs_ = [library.get("sgd"), library.get("momentum"), library.get("lion")]
+    (metric, steps, ok), _ = engine.run_engine_batch(programs_, TINY, (0, 1))
+    assert metric.shape == (3, 2)
+    for k, p in enumerate(programs_):
+        (m, s, o), _ = engine.run_engine(p, TINY, (0, 1))
+        np.testing.assert_allclose(metric[k], m, rtol=1e-5)
+        np.testing.assert_array_equal(steps[k], s)
+        np.testing.assert_array_equal(ok[k], o)
+    with pytest.raises(ValueError, match="one bucket"):
+        engine.run_engine_batch([library.get("sgd"), library.get("adan")], TINY, (0,))

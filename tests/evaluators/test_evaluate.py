@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dsl import library, parse
-from evaluators import FAILED, evaluate, evaluate_all
+from evaluators import FAILED, evaluate, evaluate_all, evaluate_batch
 
 
 def test_warm_start_scores_zero_and_is_idempotent() -> None:
@@ -36,3 +38,18 @@ def test_better_program_scores_positive_and_tasks_combine() -> None:
     results, combined = evaluate_all(lion, ["quadratic/A"], seeds=(0, 1))
     assert results[0].fitness > 2.0
     assert combined == results[0].fitness
+
+
+def test_a_batch_scores_each_program_as_evaluate_does() -> None:
+    """One vmapped call (the accelerator path) gives each program its own result;
+    an invalid one fails alone and a NaN one diverges alone."""
+    nan = parse("def train(w, g, lr, t):\n  z = g - g\n  u = z / z\n  u = u * lr\n  return u\n")
+    invalid = parse("def train(w, g, lr, t):\n  u = dot(g, g)\n  u = u * lr\n  return u\n")
+    programs = [library.get("lion"), invalid, nan, library.get("warmstart"), library.get("sgd")]
+    batch = evaluate_batch(programs, "quadratic/A")
+    alone = [evaluate(p, "quadratic/A") for p in programs]
+    assert [r.error is not None for r in batch] == [False, True, False, False, False]
+    assert batch[2].diverged and batch[2].fitness == FAILED and batch[2].steps == alone[2].steps
+    for got, want in zip(batch, alone, strict=True):
+        assert got.fitness == pytest.approx(want.fitness, rel=1e-5, abs=1e-6)
+        assert got.steps == want.steps
