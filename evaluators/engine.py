@@ -357,9 +357,10 @@ def run_engine(program: Program, task: Task, seeds: tuple[int, ...]):
 def run_engine_batch(programs: list[Program], task: Task, seeds: tuple[int, ...]):
     """Train programs of one bucket on ``task`` in one call, vmapped over programs.
 
-    For accelerators, where one call that trains many programs can beat many
-    calls; on CPU, ``lax.switch`` under ``vmap`` computes every branch of every
-    instruction, so :func:`run_engine` per program is faster there. The batch is
+    For accelerators, where one call that trains many programs may beat many
+    calls; under ``vmap`` ``lax.switch`` computes every branch of every
+    instruction, so on CPU :func:`run_engine` per program is far faster (45x on
+    ``quadratic/A``, docs/benchmarks.md). The batch is
     padded to a power of two (repeating the first program) so that few sizes
     compile. Returns numpy arrays (metric, steps run, ok) of shape (programs,
     seeds), and the compile time. Raises :class:`~dsl.ProgramError` for a

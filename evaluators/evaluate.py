@@ -89,7 +89,7 @@ def evaluate_batch(
 ) -> list[EvalResult]:
     """:func:`evaluate` for many programs, those of one bucket trained in one
     vmapped call (:func:`~evaluators.engine.run_engine_batch`: for accelerators;
-    on CPU evaluating one by one is faster). Results come in the order given; a
+    on CPU evaluating one by one is far faster). Results come in the order given; a
     program invalid on the task fails alone. Each result's times are its share
     of its batch's.
 
