@@ -206,3 +206,16 @@ def test_adafactor_matches_optax_adafactor_and_keeps_factored_state() -> None:
     torch_steps(params, opt, grads)
     assert tuple(opt.state[params[0]]["v_row"].shape) == (128,)
     assert tuple(opt.state[params[0]]["v_col"].shape) == (256,)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_module_is_what_the_exporter_writes_today(name: str) -> None:
+    """A committed module is regenerated when the exporter changes
+    (``python run_search.py export NAME --name NAME --force``)."""
+    from dsl import library
+    from dsl.export import export_source, hyperparameter_sites
+
+    text = importlib.util.find_spec(f"discovered.{name}").loader.get_source(f"discovered.{name}")
+    assert text == export_source(library.get(name), name,
+                                 hyperparameters=hyperparameter_sites(library.source(name)),
+                                 origin=f"library program {name!r}")
