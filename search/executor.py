@@ -45,13 +45,18 @@ def worker_env(gpus_per_eval: float, cpus_per_eval: float = 1.0,
 
 
 def compile_cache_env(path: str | None) -> dict[str, str]:
-    """JAX's persistent compilation cache in ``path`` (``~`` expanded here), for
-    what takes at least a second to compile: the engine's training loops, one per
-    task and bucket, which a process then loads instead of compiling."""
+    """JAX's persistent compilation cache in ``path`` (``~`` expanded and the folder
+    made here; nothing if it cannot be), for what takes at least a second to
+    compile: the engine's training loops, one per task and bucket, which a process
+    then loads instead of compiling."""
     if path is None:
         return {}
-    return {"JAX_COMPILATION_CACHE_DIR": os.path.expanduser(path),
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "1"}
+    path = os.path.expanduser(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:  # read-only home, say: compile every time rather than fail
+        return {}
+    return {"JAX_COMPILATION_CACHE_DIR": path, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "1"}
 
 
 def failed_result(job: Job, error: str, wall: float = 0.0) -> Result:

@@ -59,8 +59,13 @@ def test_worker_environment() -> None:
     assert "JAX_PLATFORMS" not in worker_env(1)
     assert "intra_op_parallelism_threads=4" in worker_env(0, 4)["XLA_FLAGS"]
     assert "JAX_COMPILATION_CACHE_DIR" not in env
-    cached = worker_env(0, 1, "~/xla")
-    assert cached["JAX_COMPILATION_CACHE_DIR"] == os.path.expanduser("~/xla")
+
+def test_compile_cache_folder_is_made_or_skipped(tmp_path) -> None:
+    env = worker_env(0, 1, str(tmp_path / "a" / "xla"))
+    assert env["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "a" / "xla")
+    assert (tmp_path / "a" / "xla").is_dir()
+    (tmp_path / "file").write_text("")
+    assert "JAX_COMPILATION_CACHE_DIR" not in worker_env(0, 1, str(tmp_path / "file" / "xla"))
 
 
 def slow_evaluate(j):
