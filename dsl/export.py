@@ -104,10 +104,11 @@ def _names_for(p: Program, core: tuple[int, ...], given: dict[Site, str] | None)
 
     With ``given`` (the names a program's text used, see
     :func:`hyperparameter_sites`), exactly those constants are named and every
-    other number stays a literal. Without, every constant is named: interpolation
-    weights ``beta1, beta2, ...``, the rest ``c1, c2, ...``, one name per value.
+    other number stays a literal. Without, or if the text named none (a search's
+    program), every constant is named: interpolation weights ``beta1, beta2,
+    ...``, the rest ``c1, c2, ...``, one name per value.
     """
-    if given is not None:
+    if given:
         return {(i, j): name for (i, j), name in given.items() if i in core}
     names: dict[Site, str] = {}
     by_value: dict[float, str] = {}

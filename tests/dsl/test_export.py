@@ -236,3 +236,17 @@ def test_torch_forms_agree_with_the_implementations() -> None:
                     assert got is values[f"a{k}"], (name, code)  # written in place
                 np.testing.assert_allclose(np.broadcast_to(np.asarray(got), want.shape), want,
                                            rtol=1e-12, err_msg=f"{name}: {code}")
+
+
+def test_hyperparameters_are_the_names_the_text_used() -> None:
+    text = library.source("adan")
+    adan = export_source(library.get("adan"), "adan", hyperparameters=hyperparameter_sites(text))
+    assert "eps_root: float = 1e-08" in adan and "epsilon: float = 1e-08" in adan
+    assert "shifted = n_hat + eps_root" in adan and "denom = root + epsilon" in adan
+    ada = export_source(library.get("adafactor"), "adafactor",
+                        hyperparameters=hyperparameter_sites(library.source("adafactor")))
+    assert "clip_denom = xp.maximum(ratio, 1.0)" in ada  # a literal, not clipping_threshold
+    # a text that names nothing (a search's program): every constant becomes one
+    bare = "def train(w, g, lr, t, m):\n  m = interp(g, m, 0.9)\n  u = m * 0.5\n  return u, m\n"
+    out = export_source(parse(bare), "bare", hyperparameters=hyperparameter_sites(bare))
+    assert "beta1: float = 0.9" in out and "c1: float = 0.5" in out
