@@ -16,6 +16,7 @@ be screened before any training:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,33 +128,8 @@ def check(
 
 def _check(program: Program, shape: Shape, dtype: str, min_dim: int) -> CheckResult:
     plan = Plan.of(program)
-    inputs: dict[str, Shape] = {"w": shape, "g": shape, "lr": (), "t": ()}
-
-    def run(state_shapes: dict[str, Shape | None], sink: list[Shape | None]):
-        values = [state_shapes[s.name] for s in program.states]
-        env = initial_env(program, inputs, values)
-        return env, walk(plan, env, _shape_const, _shape_semantics(min_dim, sink))
-
-    # Zero-initialised states start with unknown shapes (they broadcast like
-    # scalars) and take the shape they are first returned with, until nothing
-    # changes; a state that only ever meets scalars is a scalar. A known shape is
-    # never revised: returning another one is the error below. The last walk,
-    # with every state's shape known, is the one reported.
-    guess = {s.name: (shape if s.init == "w" else None) for s in program.states}
-    for _ in range(len(program.states) + 1):
-        assigned: list[Shape | None] = []
-        env, outs = run(guess, assigned)
-        new = {
-            s.name: out if guess[s.name] is None else guess[s.name]
-            for s, out in zip(program.states, outs[1:], strict=True)
-        }
-        if new == guess and None not in new.values():
-            break
-        guess = new
-    else:
-        guess = {name: (() if s is None else s) for name, s in guess.items()}
-        assigned = []
-        env, outs = run(guess, assigned)
+    guess, env, outs, assigned = _settle_states(
+        program, plan, range(len(program.states)), shape, min_dim)
     for s, out, returned in zip(program.states, outs[1:], program.outputs[1:], strict=True):
         if out != guess[s.name]:
             raise ProgramError(
@@ -302,29 +278,53 @@ def _numpy_semantics(min_dim: int):
     return apply
 
 
+def _settle_states(program: Program, plan: Plan, states: Iterable[int], shape: Shape,
+                   min_dim: int) -> tuple[dict[str, Shape | None], dict, tuple, list]:
+    """The states' shapes on a leaf of ``shape``, and the last walk's environment,
+    outputs and statement shapes (``plan`` returns the update, then ``states``).
+
+    Zero-initialised states start with unknown shapes (they broadcast like
+    scalars) and take the shape they are first returned with, until nothing
+    changes; a state that only ever meets scalars is a scalar. A known shape is
+    never revised (the caller checks what the last walk returned). The last walk
+    has every state's shape known.
+    """
+    inputs: dict[str, Shape] = {"w": shape, "g": shape, "lr": (), "t": ()}
+    names = [program.states[k].name for k in states]
+    guess = {s.name: (shape if s.init == "w" else None) for s in program.states}
+
+    def run() -> tuple[dict, tuple, list]:
+        assigned: list[Shape | None] = []
+        env = initial_env(program, inputs, [guess[s.name] for s in program.states])
+        return env, walk(plan, env, _shape_const, _shape_semantics(min_dim, assigned)), assigned
+
+    settled = False
+    for _ in range(len(names) + 1):
+        env, outs, assigned = run()
+        new = {n: out if guess[n] is None else guess[n]
+               for n, out in zip(names, outs[1:], strict=True)}
+        settled = new == {n: guess[n] for n in names}
+        if settled:
+            break
+        guess.update(new)
+    if not settled or any(guess[n] is None for n in names):
+        guess.update({n: () for n in names if guess[n] is None})
+        env, outs, assigned = run()
+    return guess, env, outs, assigned
+
+
 def _state_shapes(program: Program, shape: Shape, min_dim: int) -> dict[str, Shape]:
     """The shapes :func:`check` gives the live states on a leaf of ``shape``, from the
     same fixpoint over the live statements only (cheaper: fingerprints need it for
-    every program); {} where the shapes do not settle or a shape rule refuses."""
+    every program); {} where a shape rule refuses."""
 
     def solve() -> dict[str, Shape]:
-        plan = Plan.live_of(program)  # returns the update, then the live states in order
-        names = [program.states[k].name for k in sorted(liveness(program).states)]
-        starts = {s.name: shape if s.init == "w" else None for s in program.states}
-        semantics = _shape_semantics(min_dim)
-        inputs = {"w": shape, "g": shape, "lr": (), "t": ()}
-        try:
-            for _ in range(len(names) + 1):
-                env = initial_env(program, inputs, [starts[s.name] for s in program.states])
-                outs = walk(plan, env, _shape_const, semantics)[1:]
-                new = {n: out if starts[n] is None else starts[n]
-                       for n, out in zip(names, outs, strict=True)}
-                if all(new[n] == starts[n] for n in names):
-                    break
-                starts.update(new)
+        live = sorted(liveness(program).states)
+        try:  # Plan.live_of returns the update, then the live states in order
+            guess = _settle_states(program, Plan.live_of(program), live, shape, min_dim)[0]
         except ProgramError:
             return {}
-        return {n: () if starts[n] is None else starts[n] for n in names}
+        return {program.states[k].name: guess[program.states[k].name] for k in live}
 
     return program.derived(("state_shapes", shape, min_dim), solve)
 
