@@ -372,14 +372,19 @@ def run_engine_batch(programs: list[Program], task: Task, seeds: tuple[int, ...]
                          f"{sorted(buckets)}")
     bucket = buckets.pop()
     layout = layout_for(task)
-    encoded = [encode(p, layout, bucket) for p in programs]
-    size = 1 << (len(encoded) - 1).bit_length()
-    encoded += [encoded[0]] * (size - len(encoded))
+    return run_encoded_batch([encode(p, layout, bucket) for p in programs], bucket, task, seeds)
+
+
+def run_encoded_batch(encoded: list[Encoded], bucket: int, task: Task, seeds: tuple[int, ...]):
+    """:func:`run_engine_batch` for programs already encoded for ``task`` and ``bucket``."""
+    n = len(encoded)
+    size = 1 << (n - 1).bit_length()
+    encoded = encoded + [encoded[0]] * (size - n)
     run, compile_time = compiled_runner(task, bucket, len(seeds), size)
     train, val = device_data(task)
     stacked = jax.tree.map(lambda *a: np.stack(a), *encoded)
     out = run(stacked, seed_keys(seeds), train, val)
-    return tuple(np.asarray(x)[: len(programs)] for x in out), compile_time
+    return tuple(np.asarray(x)[:n] for x in out), compile_time
 
 
 def run_direct(program: Program, task: Task, seeds: tuple[int, ...]):

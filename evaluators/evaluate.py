@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from dsl import Program, ProgramError, library
 from evaluators import fitness as fit
 from evaluators import tasks
-from evaluators.encode import bucket_of, encode
-from evaluators.engine import layout_for, run_engine, run_engine_batch
+from evaluators.encode import Encoded, bucket_of, encode
+from evaluators.engine import layout_for, run_encoded_batch, run_engine
 from evaluators.tasks import Task
 
 #: The program every fitness is measured against (the search's warm start).
@@ -101,20 +101,19 @@ def evaluate_batch(
     seeds = tuple(int(s) for s in seeds)
     layout = layout_for(task)
     results: list[EvalResult | None] = [None] * len(programs)
-    groups: dict[int, list[int]] = {}
+    groups: dict[int, list[tuple[int, Encoded]]] = {}
     for i, program in enumerate(programs):
         start = time.perf_counter()
         try:
             bucket = bucket_of(program)
-            encode(program, layout, bucket)
+            groups.setdefault(bucket, []).append((i, encode(program, layout, bucket)))
         except ProgramError as e:
             results[i] = _invalid(task, seeds, e, time.perf_counter() - start)
-            continue
-        groups.setdefault(bucket, []).append(i)
-    for members in groups.values():
+    for bucket, group in groups.items():
         start = time.perf_counter()
-        (metric, steps, ok), compile_time = run_engine_batch(
-            [programs[i] for i in members], task, seeds)
+        members = [i for i, _ in group]
+        (metric, steps, ok), compile_time = run_encoded_batch(
+            [enc for _, enc in group], bucket, task, seeds)
         base = baseline_metric(task, seeds, baseline)
         share = (time.perf_counter() - start) / len(members)
         for k, i in enumerate(members):
