@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -33,7 +33,6 @@ from evaluators.encode import (
     CONST_BASE,
     LEAF_REDUCING,
     OP_NAMES,
-    PSEUDO,
     STATE_BASE,
     Encoded,
     Layout,
@@ -130,11 +129,29 @@ def direct_runner(task: Task, optimizer: optax.GradientTransformation):
 # --- the engine's flat semantics -----------------------------------------------
 
 
-def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
-    """One function per opcode: ``f(regs, arg_registers, size, leafarg, inputs) -> value``.
+class StepInputs(NamedTuple):
+    """What an instruction may read besides the register file."""
 
-    ``inputs`` are the step's (w, g, lr, t, step-only table, step), read only by
-    the load instructions.
+    w: jax.Array  # flat parameters, every seed end to end
+    g: jax.Array  # flat gradients
+    lr: jax.Array  # the schedule's value at this step
+    t: jax.Array  # step + 1
+    table: jax.Array  # (registers, steps): every step-only value at every step
+    step: jax.Array
+    size: jax.Array  # Encoded.size: true argument sizes per leaf, per instruction
+    leafarg: jax.Array  # Encoded.leafarg
+
+
+def row(a: jax.Array, k: jax.Array) -> jax.Array:
+    """``a[k]`` for a traced ``k`` known to be in range (no wrap-around, no clamp)."""
+    return jax.lax.dynamic_index_in_dim(a, k, keepdims=False)
+
+
+def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
+    """One function per opcode: ``f(regs, meta_row, instruction, inputs) -> value``.
+
+    ``meta_row`` is (opcode, three argument registers, destination);
+    ``inputs`` are the step's :class:`StepInputs`.
 
     Values are flat vectors holding every seed's parameters end to end; each
     reduction is a segment sum over the groups of one leaf of one seed.
@@ -148,8 +165,8 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
 
     leaf_id, counts = tile(layout.leaf_id, layout.n_leaves)
     leaf_of = jnp.asarray(np.tile(layout.leaf_id, seeds))  # the leaf, whatever the seed
-    row, row_n = tile(layout.row_group, layout.n_rows)
-    col, col_n = tile(layout.col_group, layout.n_cols)
+    rows, row_n = tile(layout.row_group, layout.n_rows)
+    cols, col_n = tile(layout.col_group, layout.n_cols)
     factored = jnp.asarray(np.tile(layout.factored, seeds))
 
     def group_mean(x, ids, n):
@@ -175,37 +192,38 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
         "mean": lambda a, b, c, s, q: leaf_mean(a),
         "rms": lambda a, b, c, s, q: jnp.sqrt(leaf_mean(a * a)),
         "factor_row": lambda a, b, c, s, q: jnp.where(
-            q[0][leaf_of] & factored, group_mean(a, row, row_n), a),
+            q[0][leaf_of] & factored, group_mean(a, rows, row_n), a),
         "factor_col": lambda a, b, c, s, q: jnp.where(
-            q[0][leaf_of], group_mean(a, col, col_n), leaf_mean(a)),
+            q[0][leaf_of], group_mean(a, cols, col_n), leaf_mean(a)),
         "unfactor": lambda a, b, c, s, q: jnp.where(
             q[2][leaf_of] & factored, a * b / leaf_mean(a), a),
     }
 
     # Each branch reads its own arguments from the register file: reading all
-    # three before the switch costs a full pass per unused argument.
+    # three before the switch costs a full pass per unused argument. Only the
+    # reducing branches read the per-leaf sizes of their instruction.
     def elementwise(op: ops.Op):
-        def branch(regs, r, s, q, x):
-            return op.fn(jnp, *(regs[r[k]] for k in range(op.arity)))
+        def branch(regs, m, i, x):
+            return op.fn(jnp, *(row(regs, m[1 + k]) for k in range(op.arity)))
 
         return branch
 
     def reducing(name: str):
         arity = ops.OPS[name].arity
 
-        def branch(regs, r, s, q, x):
-            a, b, c = (regs[r[k]] if k < arity else None for k in range(3))
-            return flat[name](a, b, c, s, q)
+        def branch(regs, m, i, x):
+            a, b, c = (row(regs, m[1 + k]) if k < arity else None for k in range(3))
+            return flat[name](a, b, c, row(x.size, i), row(x.leafarg, i))
 
         return branch
 
     pseudo = [
-        lambda regs, r, s, q, x: x[0],  # load_w
-        lambda regs, r, s, q, x: x[1],  # load_g
-        lambda regs, r, s, q, x: jnp.full_like(x[0], x[2]),  # load_lr
-        lambda regs, r, s, q, x: jnp.full_like(x[0], x[3]),  # load_t
-        lambda regs, r, s, q, x: jnp.full_like(x[0], x[4][r[0], x[5]]),  # load_step_only
-        lambda regs, r, s, q, x: regs[r[0]],  # move
+        lambda regs, m, i, x: x.w,  # load_w
+        lambda regs, m, i, x: x.g,  # load_g
+        lambda regs, m, i, x: jnp.full_like(x.w, x.lr),  # load_lr
+        lambda regs, m, i, x: jnp.full_like(x.w, x.t),  # load_t
+        lambda regs, m, i, x: jnp.full_like(x.w, x.table[m[1], x.step]),  # load_step_only
+        lambda regs, m, i, x: row(regs, m[1]),  # move
     ]
     return [reducing(name) if name in flat else elementwise(ops.OPS[name])
             for name in OP_NAMES] + pseudo
@@ -216,38 +234,51 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
 FLAT_OPS = LEAF_REDUCING
 
 
-def _step_only_branches() -> list[Callable[..., jax.Array]]:
-    """Branches for the step-only list: elementwise functions over per-step vectors.
+def step_only_table(enc: Encoded, task: Task, bucket: int) -> np.ndarray:
+    """Every step-only value at every step: (registers, steps) float32, on the host.
 
-    The encoder never puts a leaf-reducing function or a pseudo-instruction
-    there; their slots are placeholders that return the first argument.
+    Step-only statements are elementwise functions of ``lr``, ``t`` and
+    constants (``lr * 0.001``, ``power(0.9, t)``): run here once per program in
+    NumPy, float32, by the very functions of ``dsl/ops.py``, so the compiled
+    loop carries no second switch for them.
     """
+    table = np.zeros((n_registers(bucket), task.steps), np.float32)
+    table[2] = schedule_values(task)
+    table[3] = np.arange(1, task.steps + 1, dtype=np.float32)
+    table[CONST_BASE:CONST_BASE + len(enc.consts)] = enc.consts[:, None]
+    with np.errstate(all="ignore"):
+        for i in range(int(enc.u_length)):
+            op = ops.OPS[OP_NAMES[int(enc.u_opcode[i])]]
+            args = (table[int(r)] for r in enc.u_args[i][: op.arity])
+            table[int(enc.u_dest[i])] = np.asarray(op.fn(np, *args), np.float32)
+    return table
 
-    def elementwise(op: ops.Op):
-        return lambda regs, r: op.fn(jnp, *(regs[r[k]] for k in range(op.arity)))
 
-    placeholder = lambda regs, r: regs[r[0]]  # noqa: E731
-    return [placeholder if name in LEAF_REDUCING else elementwise(ops.OPS[name])
-            for name in OP_NAMES] + [placeholder] * len(PSEUDO)
+@functools.cache
+def schedule_values(task: Task) -> np.ndarray:
+    """The task's learning-rate schedule at every step (float32, computed by JAX)."""
+    return np.asarray(jax.jit(jax.vmap(task.schedule))(jnp.arange(task.steps)), np.float32)
 
 
 def engine_runner(task: Task, layout: Layout, bucket: int):
-    """A jitted ``(encoded, keys, train, val) -> (metric, steps, ok)`` for one bucket.
+    """A jitted ``(encoded, table, keys, train, val) -> (metric, steps, ok)`` for one bucket.
 
-    The register file is (registers, seeds x elements): each statement reads
-    three rows and writes one, one kernel whatever the number of seeds.
+    ``table`` is the program's :func:`step_only_table`. The register file is
+    (registers, seeds x elements): each statement reads up to three rows and
+    writes one, one kernel whatever the number of seeds.
     """
     n_regs, n_consts = n_registers(bucket), consts_for(bucket)
     _, unravel = ravel_pytree(jax.tree.unflatten(
         layout.treedef, [jnp.zeros(s) for s in layout.shapes]))
     ravel = jax.vmap(lambda p: ravel_pytree(p)[0])
 
-    def run(enc: Encoded, keys, train, val):
+    def run(enc: Encoded, table, keys, train, val):
         _COMPILES[(task.name, bucket)] = _COMPILES.get((task.name, bucket), 0) + 1
         n = keys.shape[0]
         width = n * layout.size
         branches = _branches(layout, n)
-        step_only = _step_only_branches()
+        # One row per instruction: (opcode, three argument registers, destination).
+        meta = jnp.concatenate([enc.opcode[:, None], enc.args, enc.dest[:, None]], axis=1)
 
         def init_state(params):
             flat = ravel(params).reshape(width)
@@ -255,37 +286,22 @@ def engine_runner(task: Task, layout: Layout, bucket: int):
             regs = regs.at[CONST_BASE:CONST_BASE + n_consts].set(
                 jnp.broadcast_to(enc.consts[:, None], (n_consts, width)))
             starts = jnp.where(enc.state_init[:, None] == 1, flat[None], 0.0)
-            regs = regs.at[STATE_BASE:STATE_BASE + MAX_STATES].set(starts)
-            return regs, step_only_table()
+            return regs.at[STATE_BASE:STATE_BASE + MAX_STATES].set(starts)
 
-        def step_only_table():
-            """Every step-only statement's value at every step: (registers, steps)."""
-            steps = jnp.arange(task.steps)
-            table = jnp.zeros((n_regs, task.steps), jnp.float32)
-            table = table.at[2].set(jax.vmap(task.schedule)(steps)).at[3].set(steps + 1.0)
-            table = table.at[CONST_BASE:CONST_BASE + n_consts].set(
-                jnp.broadcast_to(enc.consts[:, None], (n_consts, task.steps)))
-
-            def instruction(i, t):
-                out = jax.lax.switch(enc.u_opcode[i], step_only, t, enc.u_args[i])
-                return t.at[enc.u_dest[i]].set(out)
-
-            return jax.lax.fori_loop(0, enc.u_length, instruction, table)
-
-        def instruction(i, regs, inputs):
-            out = jax.lax.switch(enc.opcode[i], branches, regs, enc.args[i], enc.size[i],
-                                 enc.leafarg[i], inputs)
-            return regs.at[enc.dest[i]].set(out)
-
-        def step_state(params, grads, state, step):
-            regs, table = state
+        def step_state(params, grads, regs, step):
             flat = ravel(params).reshape(width)
-            inputs = (flat, ravel(grads).reshape(width), task.schedule(step),
-                      (step + 1).astype(jnp.float32), table, step)
-            regs = jax.lax.fori_loop(
-                0, enc.length, lambda i, r: instruction(i, r, inputs), regs)
-            update = regs[enc.update_reg]
-            return jax.vmap(unravel)((flat - update).reshape(n, layout.size)), (regs, table)
+            inputs = StepInputs(flat, ravel(grads).reshape(width), task.schedule(step),
+                                (step + 1).astype(jnp.float32), table, step, enc.size,
+                                enc.leafarg)
+
+            def instruction(i, regs):
+                m = row(meta, i)
+                out = jax.lax.switch(m[0], branches, regs, m, i, inputs)
+                return jax.lax.dynamic_update_index_in_dim(regs, out, m[4], 0)
+
+            regs = jax.lax.fori_loop(0, enc.length, instruction, regs)
+            update = row(regs, enc.update_reg)
+            return jax.vmap(unravel)((flat - update).reshape(n, layout.size)), regs
 
         return train_loop(task, init_state, step_state, keys, train, val)
 
@@ -310,10 +326,12 @@ def compiled_runner(task: Task, bucket: int, n_seeds: int, programs: int = 0) ->
     layout = layout_for(task)
     example = encode_example(layout, bucket)
     fn = engine_runner(task, layout, bucket)
+    table = np.zeros((n_registers(bucket), task.steps), np.float32)
     if programs:
-        fn = jax.jit(jax.vmap(fn, in_axes=(0, None, None, None)))
+        fn = jax.jit(jax.vmap(fn, in_axes=(0, 0, None, None, None)))
         example = jax.tree.map(lambda a: np.stack([a] * programs), example)
-    lowered = fn.lower(example, seed_keys(tuple(range(n_seeds))), train, val)
+        table = np.stack([table] * programs)
+    lowered = fn.lower(example, table, seed_keys(tuple(range(n_seeds))), train, val)
     compiled = lowered.compile(compiler_options=COMPILER_OPTIONS)
     _RUNNERS[key] = compiled
     return compiled, time.perf_counter() - start
@@ -350,7 +368,7 @@ def run_engine(program: Program, task: Task, seeds: tuple[int, ...]):
     enc = encode(program, layout_for(task), bucket)
     run, compile_time = compiled_runner(task, bucket, len(seeds))
     train, val = device_data(task)
-    out = run(enc, seed_keys(seeds), train, val)
+    out = run(enc, step_only_table(enc, task, bucket), seed_keys(seeds), train, val)
     return tuple(np.asarray(x) for x in out), compile_time
 
 
@@ -383,7 +401,8 @@ def run_encoded_batch(encoded: list[Encoded], bucket: int, task: Task, seeds: tu
     run, compile_time = compiled_runner(task, bucket, len(seeds), size)
     train, val = device_data(task)
     stacked = jax.tree.map(lambda *a: np.stack(a), *encoded)
-    out = run(stacked, seed_keys(seeds), train, val)
+    tables = np.stack([step_only_table(e, task, bucket) for e in encoded])
+    out = run(stacked, tables, seed_keys(seeds), train, val)
     return tuple(np.asarray(x)[:n] for x in out), compile_time
 
 
