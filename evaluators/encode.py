@@ -12,11 +12,13 @@ then the constants of the bucket, then one register per statement (statements
 are renamed so each writes its own register), then a staging area for the next
 states. Only live statements are encoded.
 
-A step is one list of instructions, each writing one register: four loads of
-the step's inputs, the statements, then moves of each next state to staging and
-from staging to its state register (a program may swap states). Keeping every
-write inside the one instruction loop matters: XLA copies the whole register
-file when a step writes a row and then reads the updated file outside the loop.
+The engine writes ``w`` and ``g`` into their registers before a step's
+instructions; the instructions are loads of ``lr``, ``t`` and step-only values
+that per-element statements read, the statements, then moves of each next
+state to staging and from staging to its state register (a program may swap
+states). Every other write stays inside the one instruction loop: XLA copies
+the whole register file when a step writes a row after the loop and reads the
+file again.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from dsl.program import MAX_STATES
 BUCKETS = (8, 16, 32, 64)
 #: Function index of each opcode; the pseudo-instructions follow the functions.
 OP_NAMES: tuple[str, ...] = tuple(sorted(ops.OPS))
-PSEUDO: tuple[str, ...] = ("load_w", "load_g", "load_lr", "load_t", "load_step_only", "move")
+PSEUDO: tuple[str, ...] = ("load_lr", "load_t", "load_step_only", "move")
 OPCODE = {name: k for k, name in enumerate(OP_NAMES + PSEUDO)}
 STATE_BASE = 4
 CONST_BASE = STATE_BASE + MAX_STATES
@@ -240,7 +242,7 @@ def encode(program: Program, layout: Layout, bucket: int | None = None) -> Encod
     main_reads |= {register[update]} | {register[nxt] for _, nxt in moves}
     loads = []
     for k, name in enumerate(("w", "g", "lr", "t")):
-        if k in main_reads:
+        if k in main_reads and name in ("lr", "t"):
             loads.append((OPCODE[f"load_{name}"], (), k, None))
     for i in sorted(i for i in range(len(p.statements)) if ("stmt", i) in step_only):
         if register[("stmt", i)] in main_reads:
