@@ -24,6 +24,7 @@ file again.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -40,6 +41,9 @@ OP_NAMES: tuple[str, ...] = tuple(sorted(ops.OPS))
 PSEUDO: tuple[str, ...] = ("load_lr", "load_t", "load_step_only", "move")
 OPCODE = {name: k for k, name in enumerate(OP_NAMES + PSEUDO)}
 STATE_BASE = 4
+#: The step-only table's row of ones, an instruction's scale when it has none.
+#: Row 0 is ``w``'s register, which is never a step-only value.
+UNIT = 0
 CONST_BASE = STATE_BASE + MAX_STATES
 
 
@@ -142,6 +146,7 @@ class Encoded(NamedTuple):
     opcode: np.ndarray  # (I,) int32
     args: np.ndarray  # (I, 3) int32 registers read
     dest: np.ndarray  # (I,) int32 register written
+    scale: np.ndarray  # (I,) int32 step-only register the result is multiplied by (UNIT: 1)
     u_length: np.ndarray  # () int32: step-only instructions
     u_opcode: np.ndarray  # (I,) int32
     u_args: np.ndarray  # (I, 3) int32
@@ -233,25 +238,40 @@ def encode(program: Program, layout: Layout, bucket: int | None = None) -> Encod
 
     # 3. Instructions: step-only list, then loads, statements and state moves.
     n_ins = n_instructions(bucket)
-    u_ops, main_ops = [], []  # (opcode, (arg registers), dest, statement index or None)
+    # (opcode, (arg registers), dest, statement index or None, scale register)
+    u_ops, main_ops = [], []
+    uses = Counter(v for vals in reads for v in vals) + Counter([update, *nexts])
     for i, st in enumerate(p.statements):
-        entry = (OPCODE[st.op], tuple(register[v] for v in reads[i]), register[("stmt", i)], i)
-        (u_ops if ("stmt", i) in step_only else main_ops).append(entry)
+        entry = (OPCODE[st.op], tuple(register[v] for v in reads[i]), register[("stmt", i)], i,
+                 UNIT)
+        if ("stmt", i) in step_only:
+            u_ops.append(entry)
+            continue
+        # A product of the value computed just before and a per-step scalar
+        # (update * lr, m * 0.9) joins that instruction as its scale: one
+        # instruction and one row write fewer per step.
+        prev = main_ops[-1] if main_ops else None
+        scalar = [v for v in reads[i] if v[0] == "const" or v in step_only]
+        if (st.op == "mul" and prev is not None and prev[4] == UNIT and len(scalar) == 1
+                and ("stmt", prev[3]) in reads[i] and uses[("stmt", prev[3])] == 1):
+            main_ops[-1] = (*prev[:2], entry[2], prev[3], register[scalar[0]])
+            continue
+        main_ops.append(entry)
     moves = [(k, nxt) for k, nxt in enumerate(nexts) if (_stmt(nxt), k) not in in_place]
-    main_reads = {a for _, regs_, _, _ in main_ops for a in regs_}
+    main_reads = {a for _, regs_, _, _, _ in main_ops for a in regs_}
     main_reads |= {register[update]} | {register[nxt] for _, nxt in moves}
     loads = []
     for k, name in enumerate(("w", "g", "lr", "t")):
         if k in main_reads and name in ("lr", "t"):
-            loads.append((OPCODE[f"load_{name}"], (), k, None))
+            loads.append((OPCODE[f"load_{name}"], (), k, None, UNIT))
     for i in sorted(i for i in range(len(p.statements)) if ("stmt", i) in step_only):
         if register[("stmt", i)] in main_reads:
             loads.append((OPCODE["load_step_only"], (register[("stmt", i)],),
-                          register[("stmt", i)], None))
+                          register[("stmt", i)], None, UNIT))
     staging = staging_base(bucket)
-    move_ops = [(OPCODE["move"], (register[nxt],), staging + j, None)
+    move_ops = [(OPCODE["move"], (register[nxt],), staging + j, None, UNIT)
                 for j, (_, nxt) in enumerate(moves)]
-    move_ops += [(OPCODE["move"], (staging + j,), STATE_BASE + k, None)
+    move_ops += [(OPCODE["move"], (staging + j,), STATE_BASE + k, None, UNIT)
                  for j, (k, _) in enumerate(moves)]
     program_ops = loads + main_ops + move_ops
     if len(program_ops) > n_ins or len(u_ops) > n_ins:
@@ -261,13 +281,14 @@ def encode(program: Program, layout: Layout, bucket: int | None = None) -> Encod
         opcode = np.zeros(n_ins, np.int32)
         args = np.zeros((n_ins, 3), np.int32)
         dest = np.zeros(n_ins, np.int32)
-        for row, (op, regs_, d, _) in enumerate(entries):
-            opcode[row], dest[row] = op, d
+        scale = np.full(n_ins, UNIT, np.int32)
+        for row, (op, regs_, d, _, sc) in enumerate(entries):
+            opcode[row], dest[row], scale[row] = op, d, sc
             args[row, : len(regs_)] = regs_
-        return opcode, args, dest
+        return opcode, args, dest, scale
 
-    opcode, args, dest = table(program_ops)
-    u_opcode, u_args, u_dest = table(u_ops)
+    opcode, args, dest, scale = table(program_ops)
+    u_opcode, u_args, u_dest, _ = table(u_ops)
     const_values = np.zeros(consts_for(bucket), np.float32)
     for value, k in consts.items():
         const_values[k] = value
@@ -281,7 +302,7 @@ def encode(program: Program, layout: Layout, bucket: int | None = None) -> Encod
         value_shape.update({("state", k): result.states[n].shape
                             for k, n in enumerate(p.state_names)})
         value_shape.update({("stmt", i): a.shape for i, a in enumerate(result.statements)})
-        for row, (_, _, _, i) in enumerate(program_ops):
+        for row, (_, _, _, i, _) in enumerate(program_ops):
             if i is None:
                 continue
             for j, v in enumerate(reads[i]):
@@ -290,6 +311,7 @@ def encode(program: Program, layout: Layout, bucket: int | None = None) -> Encod
                 leafarg[row, j, leaf] = s_ == shape
     return Encoded(
         length=np.asarray(len(program_ops), np.int32), opcode=opcode, args=args, dest=dest,
+        scale=scale,
         u_length=np.asarray(len(u_ops), np.int32), u_opcode=u_opcode, u_args=u_args,
         u_dest=u_dest, consts=const_values, update_reg=np.asarray(register[update], np.int32),
         state_init=state_init, size=size, leafarg=leafarg,

@@ -180,6 +180,37 @@ def test_encoding_moves_computes_step_only_and_writes_in_place() -> None:
     assert list(adan.opcode[: int(adan.length)]).count(OPCODE["move"]) == 2  # prev_g <- g
 
 
+@pytest.mark.parametrize(("body", "length", "scale"), [
+    # a product by lr joins the instruction before it: one instruction, scale lr
+    ("def train(w, g, lr, t):\n  a = g * 0.5\n  u = a * lr\n  return u", 1, ["lr"]),
+    # by a step-only value (a register of its own), the scalar first
+    ("def train(w, g, lr, t):\n  c = power(0.9, t)\n  a = g + w\n  u = c * a\n  return u",
+     1, ["c"]),
+    # the value is read again later: not fused, lr loaded
+    ("def train(w, g, lr, t):\n  a = sign(g)\n  u = a * lr\n  v = u + a\n  return v",
+     4, [None] * 4),
+    # a product of two per-element values is no scale
+    ("def train(w, g, lr, t):\n  a = g + w\n  u = a * a\n  return u", 2, [None] * 2),
+    # the next state is scaled before it is written in place; u is not fused (n is read twice)
+    ("def train(w, g, lr, t, m):\n  a = interp(g, m, 0.9)\n  n = a * 0.5\n  u = n * lr\n"
+     "  return u, n", 3, [None, 0.5, None]),
+])
+def test_a_scaling_product_joins_the_instruction_before(body: str, length: int, scale) -> None:
+    from evaluators.encode import CONST_BASE, UNIT
+
+    program = parse(body + "\n")
+    enc = encode(program, engine.layout_for(TINY))
+    assert int(enc.length) == length
+    # the scale registers of the main instructions, by name
+    names = {UNIT: None, 2: "lr", 3: "t"}
+    names.update({CONST_BASE + k: float(c) for k, c in enumerate(enc.consts) if c})
+    step_only = {int(d) for d in enc.u_dest[: int(enc.u_length)]}
+    got = [names.get(int(r), "c" if int(r) in step_only else int(r))
+           for r in enc.scale[:length]]
+    assert got == scale
+    agree(program)
+
+
 @pytest.mark.parametrize("body", [
     # states swap: a's next value is b's old one
     "def train(w, g, lr, t, a, b):\n  c = interp(g, a, 0.5)\n  u = c + b\n  u = u * lr\n"
