@@ -41,9 +41,10 @@ OP_NAMES: tuple[str, ...] = tuple(sorted(ops.OPS))
 PSEUDO: tuple[str, ...] = ("load_lr", "load_t", "load_step_only", "move")
 OPCODE = {name: k for k, name in enumerate(OP_NAMES + PSEUDO)}
 STATE_BASE = 4
-#: The step-only table's row of ones, an instruction's scale when it has none.
-#: Row 0 is ``w``'s register, which is never a step-only value.
-UNIT = 0
+#: The step-only table's rows of ones and of -0.0: an instruction's scale and
+#: shift when it has none (x + -0.0 is x for every x, -0.0 included). Rows 0 and 1 are the registers of ``w`` and ``g``,
+#: which are never step-only values.
+UNIT, ZERO = 0, 1
 CONST_BASE = STATE_BASE + MAX_STATES
 
 
@@ -146,7 +147,7 @@ class Encoded(NamedTuple):
     opcode: np.ndarray  # (I,) int32
     args: np.ndarray  # (I, 3) int32 registers read
     dest: np.ndarray  # (I,) int32 register written
-    scale: np.ndarray  # (I,) int32 step-only register the result is multiplied by (UNIT: 1)
+    epilogue: np.ndarray  # (I, 2) int32 step-only registers: result * first + second
     u_length: np.ndarray  # () int32: step-only instructions
     u_opcode: np.ndarray  # (I,) int32
     u_args: np.ndarray  # (I, 3) int32
@@ -238,56 +239,64 @@ def encode(program: Program, layout: Layout, bucket: int | None = None) -> Encod
 
     # 3. Instructions: step-only list, then loads, statements and state moves.
     n_ins = n_instructions(bucket)
-    # (opcode, (arg registers), dest, statement index or None, scale register)
-    u_ops, main_ops = [], []
+    u_ops: list[_Instruction] = []
+    main_ops: list[_Instruction] = []
     uses = Counter(v for vals in reads for v in vals) + Counter([update, *nexts])
     for i, st in enumerate(p.statements):
-        entry = (OPCODE[st.op], tuple(register[v] for v in reads[i]), register[("stmt", i)], i,
-                 UNIT)
+        ins = _Instruction(OPCODE[st.op], tuple(register[v] for v in reads[i]),
+                           register[("stmt", i)], i, ("stmt", i))
         if ("stmt", i) in step_only:
-            u_ops.append(entry)
+            u_ops.append(ins)
             continue
-        # A product of the value computed just before and a per-step scalar
-        # (update * lr, m * 0.9) joins that instruction as its scale: one
+        # A product or a sum of the value computed just before (read nowhere else)
+        # and a per-step scalar -- update * lr, sqrt(v) + eps -- joins that
+        # instruction as its scale or its shift, out = f(...) * scale + shift: one
         # instruction and one row write fewer per step.
         prev = main_ops[-1] if main_ops else None
         scalar = [v for v in reads[i] if v[0] == "const" or v in step_only]
-        if (st.op == "mul" and prev is not None and prev[4] == UNIT and len(scalar) == 1
-                and ("stmt", prev[3]) in reads[i] and uses[("stmt", prev[3])] == 1):
-            main_ops[-1] = (*prev[:2], entry[2], prev[3], register[scalar[0]])
+        if (prev is not None and len(scalar) == 1 and prev.value in reads[i]
+                and uses[prev.value] == 1 and st.op in ("mul", "add")):
+            if st.op == "mul" and prev.scale == UNIT and prev.shift == ZERO:
+                prev.scale = register[scalar[0]]
+            elif st.op == "add" and prev.shift == ZERO:
+                prev.shift = register[scalar[0]]
+            else:
+                main_ops.append(ins)
+                continue
+            prev.dest, prev.value = ins.dest, ins.value
             continue
-        main_ops.append(entry)
+        main_ops.append(ins)
     moves = [(k, nxt) for k, nxt in enumerate(nexts) if (_stmt(nxt), k) not in in_place]
-    main_reads = {a for _, regs_, _, _, _ in main_ops for a in regs_}
+    main_reads = {a for ins in main_ops for a in ins.args}
     main_reads |= {register[update]} | {register[nxt] for _, nxt in moves}
     loads = []
     for k, name in enumerate(("w", "g", "lr", "t")):
         if k in main_reads and name in ("lr", "t"):
-            loads.append((OPCODE[f"load_{name}"], (), k, None, UNIT))
+            loads.append(_Instruction(OPCODE[f"load_{name}"], (), k))
     for i in sorted(i for i in range(len(p.statements)) if ("stmt", i) in step_only):
         if register[("stmt", i)] in main_reads:
-            loads.append((OPCODE["load_step_only"], (register[("stmt", i)],),
-                          register[("stmt", i)], None, UNIT))
+            loads.append(_Instruction(OPCODE["load_step_only"], (register[("stmt", i)],),
+                                      register[("stmt", i)]))
     staging = staging_base(bucket)
-    move_ops = [(OPCODE["move"], (register[nxt],), staging + j, None, UNIT)
+    move_ops = [_Instruction(OPCODE["move"], (register[nxt],), staging + j)
                 for j, (_, nxt) in enumerate(moves)]
-    move_ops += [(OPCODE["move"], (staging + j,), STATE_BASE + k, None, UNIT)
+    move_ops += [_Instruction(OPCODE["move"], (staging + j,), STATE_BASE + k)
                  for j, (k, _) in enumerate(moves)]
     program_ops = loads + main_ops + move_ops
     if len(program_ops) > n_ins or len(u_ops) > n_ins:
         raise ProgramError(f"program too long for bucket {bucket}")
 
-    def table(entries):
-        opcode = np.zeros(n_ins, np.int32)
+    def table(entries: list[_Instruction]):
+        opcode, dest = np.zeros(n_ins, np.int32), np.zeros(n_ins, np.int32)
         args = np.zeros((n_ins, 3), np.int32)
-        dest = np.zeros(n_ins, np.int32)
-        scale = np.full(n_ins, UNIT, np.int32)
-        for row, (op, regs_, d, _, sc) in enumerate(entries):
-            opcode[row], dest[row], scale[row] = op, d, sc
-            args[row, : len(regs_)] = regs_
-        return opcode, args, dest, scale
+        epilogue = np.tile(np.array([UNIT, ZERO], np.int32), (n_ins, 1))
+        for row, ins in enumerate(entries):
+            opcode[row], dest[row] = ins.opcode, ins.dest
+            args[row, : len(ins.args)] = ins.args
+            epilogue[row] = ins.scale, ins.shift
+        return opcode, args, dest, epilogue
 
-    opcode, args, dest, scale = table(program_ops)
+    opcode, args, dest, epilogue = table(program_ops)
     u_opcode, u_args, u_dest, _ = table(u_ops)
     const_values = np.zeros(consts_for(bucket), np.float32)
     for value, k in consts.items():
@@ -302,7 +311,8 @@ def encode(program: Program, layout: Layout, bucket: int | None = None) -> Encod
         value_shape.update({("state", k): result.states[n].shape
                             for k, n in enumerate(p.state_names)})
         value_shape.update({("stmt", i): a.shape for i, a in enumerate(result.statements)})
-        for row, (_, _, _, i, _) in enumerate(program_ops):
+        for row, ins in enumerate(program_ops):
+            i = ins.statement
             if i is None:
                 continue
             for j, v in enumerate(reads[i]):
@@ -311,11 +321,24 @@ def encode(program: Program, layout: Layout, bucket: int | None = None) -> Encod
                 leafarg[row, j, leaf] = s_ == shape
     return Encoded(
         length=np.asarray(len(program_ops), np.int32), opcode=opcode, args=args, dest=dest,
-        scale=scale,
+        epilogue=epilogue,
         u_length=np.asarray(len(u_ops), np.int32), u_opcode=u_opcode, u_args=u_args,
         u_dest=u_dest, consts=const_values, update_reg=np.asarray(register[update], np.int32),
         state_init=state_init, size=size, leafarg=leafarg,
     )
+
+
+@dataclass
+class _Instruction:
+    """One instruction while encoding: ``dest = f(args) * scale + shift``."""
+
+    opcode: int
+    args: tuple[int, ...]
+    dest: int
+    statement: int | None = None  # the statement whose arguments it reads
+    value: Value | None = None  # the value it computes (after any fused scale, shift)
+    scale: int = UNIT
+    shift: int = ZERO
 
 
 def _stmt(value: Value) -> int | None:

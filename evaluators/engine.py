@@ -35,6 +35,7 @@ from evaluators.encode import (
     OP_NAMES,
     STATE_BASE,
     UNIT,
+    ZERO,
     Encoded,
     Layout,
     bucket_of,
@@ -242,7 +243,7 @@ def step_only_table(enc: Encoded, task: Task, bucket: int) -> np.ndarray:
     loop carries no second switch for them.
     """
     table = np.zeros((n_registers(bucket), task.steps), np.float32)
-    table[UNIT] = 1.0
+    table[UNIT], table[ZERO] = 1.0, -0.0  # x * 1 + -0 is x, even for x = -0
     table[2] = schedule_values(task)
     table[3] = np.arange(1, task.steps + 1, dtype=np.float32)
     table[CONST_BASE:CONST_BASE + len(enc.consts)] = enc.consts[:, None]
@@ -278,9 +279,9 @@ def engine_runner(task: Task, layout: Layout, bucket: int):
         width = n * layout.size
         branches = _branches(layout, n)
         # One row per instruction: (opcode, three argument registers, destination,
-        # scale register).
+        # scale and shift registers of the step-only table).
         meta = jnp.concatenate(
-            [enc.opcode[:, None], enc.args, enc.dest[:, None], enc.scale[:, None]], axis=1)
+            [enc.opcode[:, None], enc.args, enc.dest[:, None], enc.epilogue], axis=1)
 
         def init_state(params):
             flat = ravel(params).reshape(width)
@@ -299,7 +300,7 @@ def engine_runner(task: Task, layout: Layout, bucket: int):
             def instruction(i, regs):
                 m = row(meta, i)
                 out = jax.lax.switch(m[0], branches, regs, m, i, inputs)
-                out = out * table[m[5], step]  # fused into the row write
+                out = out * table[m[5], step] + table[m[6], step]  # fused into the write
                 return jax.lax.dynamic_update_index_in_dim(regs, out, m[4], 0)
 
             # Two rows written in place before the loop: a load instruction each

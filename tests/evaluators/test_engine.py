@@ -180,34 +180,48 @@ def test_encoding_moves_computes_step_only_and_writes_in_place() -> None:
     assert list(adan.opcode[: int(adan.length)]).count(OPCODE["move"]) == 2  # prev_g <- g
 
 
-@pytest.mark.parametrize(("body", "length", "scale"), [
+@pytest.mark.parametrize(("body", "length", "epilogue"), [
     # a product by lr joins the instruction before it: one instruction, scale lr
-    ("def train(w, g, lr, t):\n  a = g * 0.5\n  u = a * lr\n  return u", 1, ["lr"]),
+    ("def train(w, g, lr, t):\n  a = g * 0.5\n  u = a * lr\n  return u", 1, [("lr", None)]),
     # by a step-only value (a register of its own), the scalar first
     ("def train(w, g, lr, t):\n  c = power(0.9, t)\n  a = g + w\n  u = c * a\n  return u",
-     1, ["c"]),
+     1, [("c", None)]),
+    # a sum with a constant is the shift; scale then shift, both on one instruction
+    ("def train(w, g, lr, t):\n  a = sqrt(g)\n  b = a * 2.0\n  u = b + 1e-8\n  return u",
+     1, [(2.0, 1e-8)]),
+    # shift then scale is not f * scale + shift: the product stays an instruction
+    ("def train(w, g, lr, t):\n  a = sqrt(g)\n  b = 1e-8 + a\n  u = b * lr\n  return u",
+     3, [None, (None, 1e-8), None]),
     # the value is read again later: not fused, lr loaded
     ("def train(w, g, lr, t):\n  a = sign(g)\n  u = a * lr\n  v = u + a\n  return v",
      4, [None] * 4),
-    # a product of two per-element values is no scale
-    ("def train(w, g, lr, t):\n  a = g + w\n  u = a * a\n  return u", 2, [None] * 2),
+    # a product of two per-element values is no scale; nor is a subtraction a shift
+    ("def train(w, g, lr, t):\n  a = g + w\n  u = a * a\n  v = u - 0.5\n  return v",
+     3, [None] * 3),
     # the next state is scaled before it is written in place; u is not fused (n is read twice)
     ("def train(w, g, lr, t, m):\n  a = interp(g, m, 0.9)\n  n = a * 0.5\n  u = n * lr\n"
-     "  return u, n", 3, [None, 0.5, None]),
+     "  return u, n", 3, [None, (0.5, None), None]),
 ])
-def test_a_scaling_product_joins_the_instruction_before(body: str, length: int, scale) -> None:
-    from evaluators.encode import CONST_BASE, UNIT
+def test_a_scaling_product_or_shift_joins_the_instruction_before(
+        body: str, length: int, epilogue) -> None:
+    from evaluators.encode import CONST_BASE, UNIT, ZERO
 
     program = parse(body + "\n")
     enc = encode(program, engine.layout_for(TINY))
     assert int(enc.length) == length
-    # the scale registers of the main instructions, by name
-    names = {UNIT: None, 2: "lr", 3: "t"}
+    # the epilogue registers of the main instructions, by name
+    names = {UNIT: None, ZERO: None, 2: "lr", 3: "t"}
     names.update({CONST_BASE + k: float(c) for k, c in enumerate(enc.consts) if c})
     step_only = {int(d) for d in enc.u_dest[: int(enc.u_length)]}
-    got = [names.get(int(r), "c" if int(r) in step_only else int(r))
-           for r in enc.scale[:length]]
-    assert got == scale
+
+    def name(r: int):
+        return names.get(r, "c" if r in step_only else r)
+
+    got = [(name(int(a)), name(int(b))) for a, b in enc.epilogue[:length]]
+    def f32(x):  # constants are stored as float32
+        return float(np.float32(x)) if isinstance(x, float) else x
+
+    assert got == [tuple(map(f32, e)) if e else (None, None) for e in epilogue]
     agree(program)
 
 
