@@ -42,8 +42,8 @@ PSEUDO: tuple[str, ...] = ("load_lr", "load_t", "load_step_only", "move")
 OPCODE = {name: k for k, name in enumerate(OP_NAMES + PSEUDO)}
 STATE_BASE = 4
 #: The step-only table's rows of ones and of -0.0: an instruction's scale and
-#: shift when it has none (x + -0.0 is x for every x, -0.0 included). Rows 0 and 1 are the registers of ``w`` and ``g``,
-#: which are never step-only values.
+#: shift when it has none (x + -0.0 is x for every x, -0.0 included). Rows 0
+#: and 1 are the registers of ``w`` and ``g``, which are never step-only values.
 UNIT, ZERO = 0, 1
 CONST_BASE = STATE_BASE + MAX_STATES
 

@@ -134,8 +134,6 @@ def direct_runner(task: Task, optimizer: optax.GradientTransformation):
 class StepInputs(NamedTuple):
     """What an instruction may read besides the register file."""
 
-    w: jax.Array  # flat parameters, every seed end to end
-    g: jax.Array  # flat gradients
     lr: jax.Array  # the schedule's value at this step
     t: jax.Array  # step + 1
     table: jax.Array  # (registers, steps): every step-only value at every step
@@ -220,9 +218,9 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
         return branch
 
     pseudo = [
-        lambda regs, m, i, x: jnp.full_like(x.w, x.lr),  # load_lr
-        lambda regs, m, i, x: jnp.full_like(x.w, x.t),  # load_t
-        lambda regs, m, i, x: jnp.full_like(x.w, x.table[m[1], x.step]),  # load_step_only
+        lambda regs, m, i, x: jnp.full(regs.shape[1:], x.lr),  # load_lr
+        lambda regs, m, i, x: jnp.full(regs.shape[1:], x.t),  # load_t
+        lambda regs, m, i, x: jnp.full(regs.shape[1:], x.table[m[1], x.step]),  # load_step_only
         lambda regs, m, i, x: row(regs, m[1]),  # move
     ]
     return [reducing(name) if name in flat else elementwise(ops.OPS[name])
@@ -292,10 +290,8 @@ def engine_runner(task: Task, layout: Layout, bucket: int):
             return regs.at[STATE_BASE:STATE_BASE + MAX_STATES].set(starts)
 
         def step_state(params, grads, regs, step):
-            flat = ravel(params).reshape(width)
-            inputs = StepInputs(flat, ravel(grads).reshape(width), task.schedule(step),
-                                (step + 1).astype(jnp.float32), table, step, enc.size,
-                                enc.leafarg)
+            inputs = StepInputs(task.schedule(step), (step + 1).astype(jnp.float32), table,
+                                step, enc.size, enc.leafarg)
 
             def instruction(i, regs):
                 m = row(meta, i)
@@ -303,13 +299,14 @@ def engine_runner(task: Task, layout: Layout, bucket: int):
                 out = out * table[m[5], step] + table[m[6], step]  # fused into the write
                 return jax.lax.dynamic_update_index_in_dim(regs, out, m[4], 0)
 
-            # Two rows written in place before the loop: a load instruction each
-            # would cost a pass more and a trip through the switch (9% of the warm
-            # start's step on mlp_mnist1d/A).
-            regs = regs.at[0].set(inputs.w).at[1].set(inputs.g)
+            # w and g go straight into their rows before the loop (no instruction
+            # writes those rows): a load instruction each would cost a pass more
+            # and a trip through the switch.
+            regs = regs.at[0].set(ravel(params).reshape(width))
+            regs = regs.at[1].set(ravel(grads).reshape(width))
             regs = jax.lax.fori_loop(0, enc.length, instruction, regs)
-            update = row(regs, enc.update_reg)
-            return jax.vmap(unravel)((flat - update).reshape(n, layout.size)), regs
+            new = row(regs, 0) - row(regs, enc.update_reg)
+            return jax.vmap(unravel)(new.reshape(n, layout.size)), regs
 
         return train_loop(task, init_state, step_state, keys, train, val)
 
