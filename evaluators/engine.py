@@ -4,8 +4,12 @@ Compiling a training loop per program would spend most of a search on the
 compiler (DESIGN.md decision 5). Here the program is data (see
 :mod:`evaluators.encode`): inside ``lax.while_loop`` over training steps, a
 ``fori_loop`` over the program's live statements dispatches each one with
-``lax.switch`` on a register file of flat parameter-sized vectors. Seeds run
-together under ``vmap``. Elementwise functions are the very implementations of
+``lax.switch`` on a register file of flat parameter-sized vectors; each
+instruction's result is scaled and shifted by per-step scalars on its way into
+its register (``update * lr`` and ``sqrt(v) + eps`` cost no instruction of their
+own). Statements that depend only on the step (``lr * 0.001``) run once per
+program on the host, in NumPy (:func:`step_only_table`). Seeds share the
+vectors, end to end. Elementwise functions are the very implementations of
 ``dsl/ops.py``; functions that reduce over a leaf are written here once more
 for the flat layout (per-leaf segment sums), and tests hold every one of them
 to the direct path, ``dsl.to_optax``.
