@@ -147,7 +147,7 @@ class StepInputs(NamedTuple):
 
 
 def row(a: jax.Array, k: jax.Array) -> jax.Array:
-    """``a[k]`` for a traced ``k`` known to be in range (no wrap-around, no clamp)."""
+    """``a[k]`` for a traced ``k``: a dynamic slice along the first axis."""
     return jax.lax.dynamic_index_in_dim(a, k, keepdims=False)
 
 
