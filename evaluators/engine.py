@@ -154,7 +154,7 @@ def row(a: jax.Array, k: jax.Array) -> jax.Array:
 def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
     """One function per opcode: ``f(regs, meta_row, instruction, inputs) -> value``.
 
-    ``meta_row`` is (opcode, three argument registers, destination);
+    ``meta_row`` is (opcode, three argument registers, destination, scale, shift);
     ``inputs`` are the step's :class:`StepInputs`.
 
     Values are flat vectors holding every seed's parameters end to end; each
