@@ -132,8 +132,8 @@ def test_fifty_programs_of_one_bucket_compile_once() -> None:
     while len(programs_) < 50:
         p = random_program(rng, int(rng.integers(3, 9)), n_states=2, shape=(16, 8))
         try:
-            if bucket_of(p) == 8:
-                encode(p, engine.layout_for(task), 8)
+            if bucket_of(p) == 16:
+                encode(p, engine.layout_for(task), 16)
                 programs_.append(p)
         except ProgramError:
             continue
@@ -159,7 +159,8 @@ def test_layout_groups() -> None:
 
 
 def test_buckets() -> None:
-    assert bucket_of(library.get("lion")) == 8
+    assert bucket_of(library.get("lion")) == 16
+    assert bucket_of(library.get("warmstart")) == 16
     assert bucket_of(library.get("adamw")) == 16
     assert bucket_of(library.get("adan")) == 32
     assert BUCKETS[-1] == 64
