@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from dsl import Program, ProgramError, abstract, graph, ops
@@ -100,6 +101,25 @@ class Layout:
     @property
     def n_leaves(self) -> int:
         return len(self.shapes)
+
+    def ravel(self, params: Any) -> jax.Array:
+        """Parameters with a leading seed axis -> (seeds, size), leaves end to end.
+
+        Traced, never run eagerly: building the flat layout costs no compile of
+        its own (``jax.flatten_util.ravel_pytree`` compiled five small programs,
+        0.3 s a process).
+        """
+        leaves = jax.tree.leaves(params)
+        return jnp.concatenate([x.reshape(x.shape[0], -1) for x in leaves], axis=1)
+
+    def unravel(self, flat: jax.Array) -> Any:
+        """(seeds, size) -> parameters with a leading seed axis (the inverse of ravel)."""
+        n, leaves, start = flat.shape[0], [], 0
+        for shape in self.shapes:
+            size = math.prod(shape)
+            leaves.append(flat[:, start:start + size].reshape((n, *shape)))
+            start += size
+        return jax.tree.unflatten(self.treedef, leaves)
 
     @staticmethod
     def of(params: Any) -> Layout:

@@ -29,7 +29,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.flatten_util import ravel_pytree
 
 from dsl import library, ops
 from dsl.program import MAX_STATES, Program
@@ -271,9 +270,7 @@ def engine_runner(task: Task, layout: Layout, bucket: int):
     writes one, one kernel whatever the number of seeds.
     """
     n_regs, n_consts = n_registers(bucket), consts_for(bucket)
-    _, unravel = ravel_pytree(jax.tree.unflatten(
-        layout.treedef, [jnp.zeros(s) for s in layout.shapes]))
-    ravel = jax.vmap(lambda p: ravel_pytree(p)[0])
+    ravel, unravel = layout.ravel, layout.unravel
 
     def run(enc: Encoded, table, keys, train, val):
         _COMPILES[(task.name, bucket)] = _COMPILES.get((task.name, bucket), 0) + 1
@@ -310,7 +307,7 @@ def engine_runner(task: Task, layout: Layout, bucket: int):
             regs = regs.at[1].set(ravel(grads).reshape(width))
             regs = jax.lax.fori_loop(0, enc.length, instruction, regs)
             new = row(regs, 0) - row(regs, enc.update_reg)
-            return jax.vmap(unravel)(new.reshape(n, layout.size)), regs
+            return unravel(new.reshape(n, layout.size)), regs
 
         return train_loop(task, init_state, step_state, keys, train, val)
 
