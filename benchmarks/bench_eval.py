@@ -95,6 +95,10 @@ def main() -> None:
                         help="load the engine's loop from a compilation cache a child filled")
     parser.add_argument("--fill-cache", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.task not in tasks.names():
+        parser.error(f"--task {args.task!r}: no such task; tasks: {', '.join(tasks.names())}")
+    if args.programs < 2:
+        parser.error(f"--programs {args.programs}: at least 2")
     task = tasks.get(args.task)
     if args.fill_cache:  # the child of --warm: compile the loop into DIR, nothing else
         jax.config.update("jax_compilation_cache_dir", args.fill_cache)
@@ -130,7 +134,7 @@ def main() -> None:
           f"{(per_program - compile_time / n) / t_ref:.2f} (engine / optax)")
     print(f"per-program jit (direct path, compile included): {per_program_jit:.2f} s "
           f"= {per_program_jit / t_ref:.1f}x")
-    for name in [n for n in tasks.names() if n.endswith("/A")]:
+    for name in [t for t in tasks.names() if t.endswith("/A")]:
         evaluate(programs[1], name)  # compile
         t = best_of(lambda name=name: evaluate(programs[1], name).fitness)
         print(f"tier-A evaluation of one program, {name}: {t:.2f} s")
