@@ -13,8 +13,8 @@ are renamed so each writes its own register), then a staging area for the next
 states. Only live statements are encoded.
 
 The engine writes ``w`` and ``g`` into their registers before a step's
-instructions; the instructions are loads of ``lr``, ``t`` and step-only values
-that per-element statements read, the statements, then moves of each next
+instructions; the instructions are loads of the step-only values (``lr`` and
+``t`` among them) that per-element statements read, the statements, then moves of each next
 state to staging and from staging to its state register (a program may swap
 states). Every other write stays inside the one instruction loop: XLA copies
 the whole register file when a step writes a row after the loop and reads the
@@ -44,7 +44,7 @@ from dsl.program import MAX_STATES
 BUCKETS = (16, 32, 64)
 #: Function index of each opcode; the pseudo-instructions follow the functions.
 OP_NAMES: tuple[str, ...] = tuple(sorted(ops.OPS))
-PSEUDO: tuple[str, ...] = ("load_lr", "load_t", "load_step_only", "move")
+PSEUDO: tuple[str, ...] = ("load_step_only", "move")
 OPCODE = {name: k for k, name in enumerate(OP_NAMES + PSEUDO)}
 STATE_BASE = 4
 #: The step-only table's rows of ones and of -0.0: an instruction's scale and
@@ -294,14 +294,12 @@ def encode(program: Program, layout: Layout, bucket: int | None = None) -> Encod
     moves = [(k, nxt) for k, nxt in enumerate(nexts) if (_stmt(nxt), k) not in in_place]
     main_reads = {a for ins in main_ops for a in ins.args}
     main_reads |= {register[update]} | {register[nxt] for _, nxt in moves}
-    loads = []
-    for k, name in enumerate(("w", "g", "lr", "t")):
-        if k in main_reads and name in ("lr", "t"):
-            loads.append(_Instruction(OPCODE[f"load_{name}"], (), k))
-    for i in sorted(i for i in range(len(p.statements)) if ("stmt", i) in step_only):
-        if register[("stmt", i)] in main_reads:
-            loads.append(_Instruction(OPCODE["load_step_only"], (register[("stmt", i)],),
-                                      register[("stmt", i)]))
+    # lr and t are step-only values too: the step-only table holds them in their
+    # registers, and one load serves them all.
+    step_regs = [register[v] for v in (("in", "lr"), ("in", "t"))] + [
+        register[("stmt", i)] for i in range(len(p.statements)) if ("stmt", i) in step_only]
+    loads = [_Instruction(OPCODE["load_step_only"], (r,), r) for r in step_regs
+             if r in main_reads]
     staging = staging_base(bucket)
     move_ops = [_Instruction(OPCODE["move"], (register[nxt],), staging + j)
                 for j, (_, nxt) in enumerate(moves)]

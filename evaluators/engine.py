@@ -137,8 +137,6 @@ def direct_runner(task: Task, optimizer: optax.GradientTransformation):
 class StepInputs(NamedTuple):
     """What an instruction may read besides the register file."""
 
-    lr: jax.Array  # the schedule's value at this step
-    t: jax.Array  # step + 1
     table: jax.Array  # (registers, steps): every step-only value at every step
     step: jax.Array
     size: jax.Array  # Encoded.size: true argument sizes per leaf, per instruction
@@ -221,8 +219,6 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
         return branch
 
     pseudo = [
-        lambda regs, m, i, x: jnp.full(regs.shape[1:], x.lr),  # load_lr
-        lambda regs, m, i, x: jnp.full(regs.shape[1:], x.t),  # load_t
         lambda regs, m, i, x: jnp.full(regs.shape[1:], x.table[m[1], x.step]),  # load_step_only
         lambda regs, m, i, x: row(regs, m[1]),  # move
     ]
@@ -291,8 +287,7 @@ def engine_runner(task: Task, layout: Layout, bucket: int):
             return regs.at[STATE_BASE:STATE_BASE + MAX_STATES].set(starts)
 
         def step_state(params, grads, regs, step):
-            inputs = StepInputs(task.schedule(step), (step + 1).astype(jnp.float32), table,
-                                step, enc.size, enc.leafarg)
+            inputs = StepInputs(table, step, enc.size, enc.leafarg)
 
             def instruction(i, regs):
                 m = row(meta, i)
