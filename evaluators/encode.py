@@ -14,9 +14,12 @@ states. Only live statements are encoded.
 
 The engine writes ``w`` and ``g`` into their registers before a step's
 instructions; the instructions are loads of the step-only values (``lr`` and
-``t`` among them) that per-element statements read, the statements, then moves of each next
-state to staging and from staging to its state register (a program may swap
-states). Every other write stays inside the one instruction loop: XLA copies
+``t`` among them) that per-element statements read as rows, the statements,
+then moves of each next state to staging and from staging to its state register
+(a program may swap states). An instruction is ``dest = f(a * sa, b * sb, c *
+sc) * scale + shift`` with every ``s`` a step-only register (1 by default), and
+a function with a scalar variant reads a per-step scalar last argument from the
+step-only table instead of a row. Every other write stays inside the one instruction loop: XLA copies
 the whole register file when a step writes a row after the loop and reads the
 file again.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -42,10 +46,26 @@ from dsl.program import MAX_STATES
 #: holds the warm start and nearly every mutant of it (a search with an
 #: 8-statement bucket split its programs 86 / 184 between two compiles).
 BUCKETS = (16, 32, 64)
-#: Function index of each opcode; the pseudo-instructions follow the functions.
+#: Function index of each opcode; the scalar variants and the pseudo-instructions
+#: follow the functions.
 OP_NAMES: tuple[str, ...] = tuple(sorted(ops.OPS))
+#: Leaf-reducing functions (never step-only: they need the flat layout).
+LEAF_REDUCING = frozenset({"global_norm", "dot", "cosine_sim", "norm", "clip_by_global_norm",
+                           "mean", "rms", "factor_row", "factor_col", "unfactor"})
+#: Functions with a second opcode whose last argument is a per-step scalar read
+#: from the step-only table (``interp(g, m, 0.9)``, ``m / c1``,
+#: ``clip_by_global_norm(g, 1.0)``) instead of a register row: a full read of a
+#: row of one repeated value saved, and no load for a step-only value.
+SCALAR_LAST: tuple[str, ...] = tuple(
+    n for n in OP_NAMES
+    if ops.OPS[n].arity >= 2 and (n not in LEAF_REDUCING or n == "clip_by_global_norm"))
+#: Swapping the arguments of these gives the same value, bit for bit: a scalar
+#: first argument (``0.01 * w``, ``0 < x``) becomes the last one.
+SWAPPED = {"add": "add", "mul": "mul", "eq": "eq", "gt": "lt", "lt": "gt", "ge": "le",
+           "le": "ge"}
 PSEUDO: tuple[str, ...] = ("load_step_only", "move")
-OPCODE = {name: k for k, name in enumerate(OP_NAMES + PSEUDO)}
+OPCODE = {name: k for k, name in enumerate(
+    OP_NAMES + tuple(f"{n}:scalar" for n in SCALAR_LAST) + PSEUDO)}
 STATE_BASE = 4
 #: The step-only table's rows of ones and of -0.0: an instruction's scale and
 #: shift when it has none (x + -0.0 is x for every x, -0.0 included). Rows 0
@@ -173,6 +193,7 @@ class Encoded(NamedTuple):
     args: np.ndarray  # (I, 3) int32 registers read
     dest: np.ndarray  # (I,) int32 register written
     epilogue: np.ndarray  # (I, 2) int32 step-only registers: result * first + second
+    prologue: np.ndarray  # (I, 3) int32 step-only registers: argument k is row * k-th
     u_length: np.ndarray  # () int32: step-only instructions
     u_opcode: np.ndarray  # (I,) int32
     u_args: np.ndarray  # (I, 3) int32
@@ -198,10 +219,6 @@ def bucket_of(program: Program) -> int:
 def _is_var(a: Any) -> bool:
     return isinstance(a, str) and a not in ops.CONSTANTS
 
-
-#: Functions that need the flat layout's per-leaf machinery; never step-only.
-LEAF_REDUCING = frozenset({"global_norm", "dot", "cosine_sim", "norm", "clip_by_global_norm",
-                           "mean", "rms", "factor_row", "factor_col", "unfactor"})
 
 Value = tuple  # ("in", name) | ("state", k) | ("const", value) | ("stmt", i)
 
@@ -267,9 +284,13 @@ def encode(program: Program, layout: Layout, bucket: int | None = None) -> Encod
     u_ops: list[_Instruction] = []
     main_ops: list[_Instruction] = []
     uses = Counter(v for vals in reads for v in vals) + Counter([update, *nexts])
+
+    def scalar(v: Value) -> bool:
+        return v[0] == "const" or v in step_only
+
     for i, st in enumerate(p.statements):
         ins = _Instruction(OPCODE[st.op], tuple(register[v] for v in reads[i]),
-                           register[("stmt", i)], i, ("stmt", i))
+                           register[("stmt", i)], reads[i], ("stmt", i))
         if ("stmt", i) in step_only:
             u_ops.append(ins)
             continue
@@ -278,21 +299,14 @@ def encode(program: Program, layout: Layout, bucket: int | None = None) -> Encod
         # instruction as its scale or its shift, out = f(...) * scale + shift: one
         # instruction and one row write fewer per step.
         prev = main_ops[-1] if main_ops else None
-        scalar = [v for v in reads[i] if v[0] == "const" or v in step_only]
-        if (prev is not None and len(scalar) == 1 and prev.value in reads[i]
-                and uses[prev.value] == 1 and st.op in ("mul", "add")):
-            if st.op == "mul" and prev.scale == UNIT and prev.shift == ZERO:
-                prev.scale = register[scalar[0]]
-            elif st.op == "add" and prev.shift == ZERO:
-                prev.shift = register[scalar[0]]
-            else:
-                main_ops.append(ins)
-                continue
+        scalars = [v for v in reads[i] if scalar(v)]
+        if (prev is not None and len(scalars) == 1 and prev.value in reads[i]
+                and uses[prev.value] == 1 and prev.join(st.op, register[scalars[0]])):
             prev.dest, prev.value = ins.dest, ins.value
             continue
-        main_ops.append(ins)
+        main_ops.append(_scaled_arguments(_scalar_last(ins, st.op, scalar), main_ops, uses))
     moves = [(k, nxt) for k, nxt in enumerate(nexts) if (_stmt(nxt), k) not in in_place]
-    main_reads = {a for ins in main_ops for a in ins.args}
+    main_reads = {a for ins in main_ops for a in ins.rows}
     main_reads |= {register[update]} | {register[nxt] for _, nxt in moves}
     # lr and t are step-only values too: the step-only table holds them in their
     # registers, and one load serves them all.
@@ -313,14 +327,16 @@ def encode(program: Program, layout: Layout, bucket: int | None = None) -> Encod
         opcode, dest = np.zeros(n_ins, np.int32), np.zeros(n_ins, np.int32)
         args = np.zeros((n_ins, 3), np.int32)
         epilogue = np.tile(np.array([UNIT, ZERO], np.int32), (n_ins, 1))
+        prologue = np.full((n_ins, 3), UNIT, np.int32)
         for row, ins in enumerate(entries):
             opcode[row], dest[row] = ins.opcode, ins.dest
             args[row, : len(ins.args)] = ins.args
             epilogue[row] = ins.scale, ins.shift
-        return opcode, args, dest, epilogue
+            prologue[row, : len(ins.arg_scales)] = ins.arg_scales
+        return opcode, args, dest, epilogue, prologue
 
-    opcode, args, dest, epilogue = table(program_ops)
-    u_opcode, u_args, u_dest, _ = table(u_ops)
+    opcode, args, dest, epilogue, prologue = table(program_ops)
+    u_opcode, u_args, u_dest, _, _ = table(u_ops)
     const_values = np.zeros(consts_for(bucket), np.float32)
     for value, k in consts.items():
         const_values[k] = value
@@ -335,16 +351,13 @@ def encode(program: Program, layout: Layout, bucket: int | None = None) -> Encod
                             for k, n in enumerate(p.state_names)})
         value_shape.update({("stmt", i): a.shape for i, a in enumerate(result.statements)})
         for row, ins in enumerate(program_ops):
-            i = ins.statement
-            if i is None:
-                continue
-            for j, v in enumerate(reads[i]):
+            for j, v in enumerate(ins.reads):
                 s_ = value_shape.get(v, ())
                 size[row, j, leaf] = math.prod(s_)
                 leafarg[row, j, leaf] = s_ == shape
     return Encoded(
         length=np.asarray(len(program_ops), np.int32), opcode=opcode, args=args, dest=dest,
-        epilogue=epilogue,
+        epilogue=epilogue, prologue=prologue,
         u_length=np.asarray(len(u_ops), np.int32), u_opcode=u_opcode, u_args=u_args,
         u_dest=u_dest, consts=const_values, update_reg=np.asarray(register[update], np.int32),
         state_init=state_init, size=size, leafarg=leafarg,
@@ -358,10 +371,74 @@ class _Instruction:
     opcode: int
     args: tuple[int, ...]
     dest: int
-    statement: int | None = None  # the statement whose arguments it reads
+    reads: tuple[Value, ...] = ()  # the values of ``args`` (a statement's), in order
     value: Value | None = None  # the value it computes (after any fused scale, shift)
     scale: int = UNIT
     shift: int = ZERO
+    arg_scales: tuple[int, ...] = ()  # per row argument: read as row * table[scale]
+
+    def join(self, op: str, scalar: int) -> bool:
+        """Take a following ``* scalar`` as the scale or ``+ scalar`` as the shift;
+        False where the epilogue cannot (a shift then a scale is not f * scale + shift)."""
+        if op == "mul" and (self.scale, self.shift) == (UNIT, ZERO):
+            self.scale = scalar
+        elif op == "add" and self.shift == ZERO:
+            self.shift = scalar
+        else:
+            return False
+        return True
+
+    @property
+    def rows(self) -> tuple[int, ...]:
+        """The registers read as rows (a scalar variant reads its last one from the table)."""
+        return self.args[:-1] if self.opcode in _SCALAR_OPCODES else self.args
+
+
+_SCALAR_OPCODES = frozenset(OPCODE[f"{n}:scalar"] for n in SCALAR_LAST)
+_MUL_SCALAR = OPCODE["mul:scalar"]
+
+
+def _scalar_last(ins: _Instruction, op: str, scalar: Callable[[Value], bool]) -> _Instruction:
+    """``ins`` as its function's scalar variant when its last argument is a per-step
+    scalar and another is not (after swapping a scalar first argument where the
+    value stays the same bit for bit); else ``ins`` unchanged."""
+    reads, args = ins.reads, ins.args
+    if len(reads) == 2 and op in SWAPPED and scalar(reads[0]) and not scalar(reads[1]):
+        op, reads, args = SWAPPED[op], reads[::-1], args[::-1]
+    if op not in SCALAR_LAST or not scalar(reads[-1]) or all(map(scalar, reads[:-1])):
+        return ins
+    ins.opcode, ins.reads, ins.args = OPCODE[f"{op}:scalar"], reads, args
+    return ins
+
+
+def _scaled_arguments(ins: _Instruction, before: list[_Instruction],
+                      uses: Counter) -> _Instruction:
+    """Fold into ``ins`` each product by a per-step scalar that only ``ins`` reads.
+
+    ``wd = w * 0.01; u = u + wd`` becomes one instruction reading ``w`` and
+    scaling it by 0.01 on the way in (``before`` loses the product): a row
+    written and read again saved. Not when the product's own argument is
+    overwritten in between (a state written in place), nor for a product
+    already scaled or shifted.
+    """
+    scales = [UNIT] * len(ins.rows)
+    reads, args = list(ins.reads), list(ins.args)
+    for k in range(len(ins.rows)):
+        v = reads[k]
+        producer = next((j for j in range(len(before) - 1, -1, -1)
+                         if before[j].value == v), None)
+        if producer is None or uses[v] != 1:
+            continue
+        p = before[producer]
+        later_dests = {q.dest for q in before[producer + 1:]}
+        if (p.opcode != _MUL_SCALAR or (p.scale, p.shift) != (UNIT, ZERO)
+                or p.arg_scales != () or p.args[0] in later_dests):
+            continue
+        reads[k], args[k], scales[k] = p.reads[0], p.args[0], p.args[1]
+        del before[producer]
+    if scales != [UNIT] * len(ins.rows):
+        ins.reads, ins.args, ins.arg_scales = tuple(reads), tuple(args), tuple(scales)
+    return ins
 
 
 def _stmt(value: Value) -> int | None:

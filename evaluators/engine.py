@@ -6,8 +6,10 @@ compiler (DESIGN.md decision 5). Here the program is data (see
 ``fori_loop`` over the program's live statements dispatches each one with
 ``lax.switch`` on a register file of flat parameter-sized vectors; each
 instruction's result is scaled and shifted by per-step scalars on its way into
-its register (``update * lr`` and ``sqrt(v) + eps`` cost no instruction of their
-own). Statements that depend only on the step (``lr * 0.001``) run once per
+its register, and each row it reads is scaled on its way in (``update * lr``,
+``sqrt(v) + eps`` and ``u + w * 0.01`` cost no instruction of their own); a
+per-step scalar as last argument (``interp(g, m, 0.9)``, ``m / c1``) is read as
+a scalar, not as a row of one repeated value. Statements that depend only on the step (``lr * 0.001``) run once per
 program on the host, in NumPy (:func:`step_only_table`). Seeds share the
 vectors, end to end. Elementwise functions are the very implementations of
 ``dsl/ops.py``; functions that reduce over a leaf are written here once more
@@ -36,6 +38,7 @@ from evaluators.encode import (
     CONST_BASE,
     LEAF_REDUCING,
     OP_NAMES,
+    SCALAR_LAST,
     STATE_BASE,
     UNIT,
     ZERO,
@@ -151,7 +154,8 @@ def row(a: jax.Array, k: jax.Array) -> jax.Array:
 def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
     """One function per opcode: ``f(regs, meta_row, instruction, inputs) -> value``.
 
-    ``meta_row`` is (opcode, three argument registers, destination, scale, shift);
+    ``meta_row`` is (opcode, three argument registers, destination, scale, shift,
+    three argument scales);
     ``inputs`` are the step's :class:`StepInputs`.
 
     Values are flat vectors holding every seed's parameters end to end; each
@@ -201,19 +205,31 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
     }
 
     # Each branch reads its own arguments from the register file: reading all
-    # three before the switch costs a full pass per unused argument. Only the
-    # reducing branches read the per-leaf sizes of their instruction.
+    # three before the switch costs a full pass per unused argument. Each row
+    # read is scaled by its step-only scalar (1 unless a product was folded into
+    # it). Only the reducing branches read the per-leaf sizes of their instruction.
+    def arg(regs, m, k, x):
+        return row(regs, m[1 + k]) * x.table[m[7 + k], x.step]
+
     def elementwise(op: ops.Op):
         def branch(regs, m, i, x):
-            return op.fn(jnp, *(row(regs, m[1 + k]) for k in range(op.arity)))
+            return op.fn(jnp, *(arg(regs, m, k, x) for k in range(op.arity)))
 
         return branch
 
-    def reducing(name: str):
+    def scalar_last(op: ops.Op):  # the last argument from the step-only table
+        def branch(regs, m, i, x):
+            rows = (arg(regs, m, k, x) for k in range(op.arity - 1))
+            return op.fn(jnp, *rows, x.table[m[op.arity], x.step])
+
+        return branch
+
+    def reducing(name: str, scalar: bool = False):
         arity = ops.OPS[name].arity
 
         def branch(regs, m, i, x):
-            a, b, c = (row(regs, m[1 + k]) if k < arity else None for k in range(3))
+            a, b, c = (None if k >= arity else x.table[m[1 + k], x.step]
+                       if scalar and k == arity - 1 else arg(regs, m, k, x) for k in range(3))
             return flat[name](a, b, c, row(x.size, i), row(x.leafarg, i))
 
         return branch
@@ -222,8 +238,11 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
         lambda regs, m, i, x: jnp.full(regs.shape[1:], x.table[m[1], x.step]),  # load_step_only
         lambda regs, m, i, x: row(regs, m[1]),  # move
     ]
-    return [reducing(name) if name in flat else elementwise(ops.OPS[name])
-            for name in OP_NAMES] + pseudo
+    functions = [reducing(name) if name in flat else elementwise(ops.OPS[name])
+                 for name in OP_NAMES]
+    scalars = [reducing(name, scalar=True) if name in flat else scalar_last(ops.OPS[name])
+               for name in SCALAR_LAST]
+    return functions + scalars + pseudo
 
 
 #: Functions whose meaning involves a reduction over the leaf; the engine has a
@@ -274,9 +293,11 @@ def engine_runner(task: Task, layout: Layout, bucket: int):
         width = n * layout.size
         branches = _branches(layout, n)
         # One row per instruction: (opcode, three argument registers, destination,
-        # scale and shift registers of the step-only table).
+        # scale and shift registers of the step-only table, a scale register per
+        # argument).
         meta = jnp.concatenate(
-            [enc.opcode[:, None], enc.args, enc.dest[:, None], enc.epilogue], axis=1)
+            [enc.opcode[:, None], enc.args, enc.dest[:, None], enc.epilogue, enc.prologue],
+            axis=1)
 
         def init_state(params):
             flat = ravel(params).reshape(width)

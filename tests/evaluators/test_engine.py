@@ -192,17 +192,19 @@ def test_encoding_moves_computes_step_only_and_writes_in_place() -> None:
     ("def train(w, g, lr, t):\n  a = sqrt(g)\n  b = a * 2.0\n  u = b + 1e-8\n  return u",
      1, [(2.0, 1e-8)]),
     # shift then scale is not f * scale + shift: the product stays an instruction
+    # (reading lr as a scalar, no load)
     ("def train(w, g, lr, t):\n  a = sqrt(g)\n  b = 1e-8 + a\n  u = b * lr\n  return u",
-     3, [None, (None, 1e-8), None]),
-    # the value is read again later: not fused, lr loaded
+     2, [(None, 1e-8), None]),
+    # the value is read again later: not fused into sign (the product is folded
+    # into the sum that reads it instead: an argument scale)
     ("def train(w, g, lr, t):\n  a = sign(g)\n  u = a * lr\n  v = u + a\n  return v",
-     4, [None] * 4),
+     2, [None] * 2),
     # a product of two per-element values is no scale; nor is a subtraction a shift
     ("def train(w, g, lr, t):\n  a = g + w\n  u = a * a\n  v = u - 0.5\n  return v",
      3, [None] * 3),
     # the next state is scaled before it is written in place; u is not fused (n is read twice)
     ("def train(w, g, lr, t, m):\n  a = interp(g, m, 0.9)\n  n = a * 0.5\n  u = n * lr\n"
-     "  return u, n", 3, [None, (0.5, None), None]),
+     "  return u, n", 2, [(0.5, None), None]),
 ])
 def test_a_scaling_product_or_shift_joins_the_instruction_before(
         body: str, length: int, epilogue) -> None:
@@ -224,6 +226,66 @@ def test_a_scaling_product_or_shift_joins_the_instruction_before(
         return float(np.float32(x)) if isinstance(x, float) else x
 
     assert got == [tuple(map(f32, e)) if e else (None, None) for e in epilogue]
+    agree(program)
+
+
+@pytest.mark.parametrize(("body", "ops_"), [
+    # a constant or a step-only value as the last argument: read from the table
+    ("def train(w, g, lr, t, m):\n  m = interp(g, m, 0.9)\n  c = power(0.9, t)\n"
+     "  u = m / c\n  return u, m", ["interp:scalar", "div:scalar"]),
+    # a scalar first argument of an operation that may swap them: swapped (gt -> lt)
+    ("def train(w, g, lr, t):\n  a = 0.01 * w\n  b = gt(0.0, g)\n  u = b + a\n  return u",
+     ["lt:scalar", "add"]),  # 0.01 * w: swapped, then folded into the sum
+    # one that may not (sub, power): the scalar is loaded into a row and read there
+    ("def train(w, g, lr, t):\n  a = 1.0 - g\n  b = power(lr, a)\n  u = a * b\n  return u",
+     ["load_step_only", "sub", "power", "mul"]),
+    # a scalar norm bound; max with a scalar
+    ("def train(w, g, lr, t):\n  a = clip_by_global_norm(g, 1.0)\n  b = max(a, w)\n"
+     "  c = max(b, 0.5)\n  u = c * lr\n  return u",
+     ["clip_by_global_norm:scalar", "max", "max:scalar"]),
+])
+def test_a_scalar_last_argument_is_read_from_the_step_only_table(body: str, ops_) -> None:
+    from evaluators.encode import OPCODE
+
+    names = {k: name for name, k in OPCODE.items()}
+    program = parse(body + "\n")
+    enc = encode(program, engine.layout_for(TINY))
+    assert [names[int(k)] for k in enc.opcode[: int(enc.length)]] == ops_
+    agree(program)
+
+
+@pytest.mark.parametrize(("body", "ops_", "scaled"), [
+    # a product by a scalar that one instruction reads: folded into that read
+    ("def train(w, g, lr, t):\n  wd = w * 0.01\n  u = g + wd\n  return u",
+     ["add"], [[None, 0.01]]),
+    # by a step-only value, into a reducing function's argument
+    ("def train(w, g, lr, t):\n  c = power(0.9, t)\n  a = c * g\n  u = norm(a)\n  return u",
+     ["norm"], [["c"]]),
+    # read twice: stays an instruction
+    ("def train(w, g, lr, t):\n  a = g * 0.5\n  b = sign(a)\n  u = a + b\n  return u",
+     ["mul:scalar", "sign", "add"], [[], [None], [None, None]]),
+    # its argument (the state m) is written in place before the reader: not folded
+    ("def train(w, g, lr, t, m):\n  a = m * 0.5\n  m = interp(g, m, 0.9)\n  u = a + m\n"
+     "  return u, m", ["mul:scalar", "interp:scalar", "add"], [[], [None, None], [None, None]]),
+])
+def test_a_product_by_a_scalar_is_folded_into_the_argument_that_reads_it(
+        body: str, ops_, scaled) -> None:
+    from evaluators.encode import CONST_BASE, OPCODE, UNIT
+
+    names = {k: name for name, k in OPCODE.items()}
+    program = parse(body + "\n")
+    enc = encode(program, engine.layout_for(TINY))
+    n = int(enc.length)
+    assert [names[int(k)] for k in enc.opcode[:n]] == ops_
+    consts = {CONST_BASE + k: float(c) for k, c in enumerate(enc.consts) if c}
+    step_only = {int(d) for d in enc.u_dest[: int(enc.u_length)]}
+
+    def name(r: int):
+        return None if r == UNIT else "c" if r in step_only else consts[r]
+
+    got = [[name(int(r)) for r in enc.prologue[k, : len(s)]] for k, s in enumerate(scaled)]
+    assert got == [[float(np.float32(x)) if isinstance(x, float) else x for x in s]
+                   for s in scaled]
     agree(program)
 
 
