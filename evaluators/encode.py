@@ -14,14 +14,14 @@ states. Only live statements are encoded.
 
 The engine writes ``w`` and ``g`` into their registers before a step's
 instructions; the instructions are loads of the step-only values (``lr`` and
-``t`` among them) that per-element statements read as rows, the statements,
-then moves of each next state to staging and from staging to its state register
-(a program may swap states). An instruction is ``dest = f(a * sa, b * sb, c *
-sc) * scale + shift`` with every ``s`` a step-only register (1 by default), and
-a function with a scalar variant reads a per-step scalar last argument from the
-step-only table instead of a row. Every other write stays inside the one instruction loop: XLA copies
-the whole register file when a step writes a row after the loop and reads the
-file again.
+``t`` among them) that per-element statements read as rows, the statements, then
+moves of each next state to staging and from staging to its state register (a
+program may swap states). An instruction is ``dest = f(a * sa, b * sb, c * sc) *
+scale + shift`` with every ``s`` a step-only register (1 by default), and a
+function with a scalar variant reads a per-step scalar last argument from the
+step-only table instead of a row. Every other write stays inside the one
+instruction loop: XLA copies the whole register file when a step writes a row
+after the loop and reads the file again.
 """
 
 from __future__ import annotations
@@ -55,14 +55,14 @@ LEAF_REDUCING = frozenset({"global_norm", "dot", "cosine_sim", "norm", "clip_by_
 #: Functions with a second opcode whose last argument is a per-step scalar read
 #: from the step-only table (``interp(g, m, 0.9)``, ``m / c1``,
 #: ``clip_by_global_norm(g, 1.0)``) instead of a register row: a full read of a
-#: row of one repeated value saved, and no load for a step-only value.
-SCALAR_LAST: tuple[str, ...] = tuple(
-    n for n in OP_NAMES
-    if ops.OPS[n].arity >= 2 and (n not in LEAF_REDUCING or n == "clip_by_global_norm"))
+#: row of one repeated value saved, and no load for a step-only value. Each
+#: variant is one more branch to compile (about 25 ms on one core), so only the
+#: functions mutants of the warm start use with a constant most.
+SCALAR_LAST: tuple[str, ...] = ("add", "clip_by_global_norm", "div", "interp", "max", "min",
+                                "mul")
 #: Swapping the arguments of these gives the same value, bit for bit: a scalar
-#: first argument (``0.01 * w``, ``0 < x``) becomes the last one.
-SWAPPED = {"add": "add", "mul": "mul", "eq": "eq", "gt": "lt", "lt": "gt", "ge": "le",
-           "le": "ge"}
+#: first argument (``0.01 * w``) becomes the last one.
+SWAPPABLE = frozenset({"add", "mul"})
 PSEUDO: tuple[str, ...] = ("load_step_only", "move")
 OPCODE = {name: k for k, name in enumerate(
     OP_NAMES + tuple(f"{n}:scalar" for n in SCALAR_LAST) + PSEUDO)}
@@ -403,8 +403,8 @@ def _scalar_last(ins: _Instruction, op: str, scalar: Callable[[Value], bool]) ->
     scalar and another is not (after swapping a scalar first argument where the
     value stays the same bit for bit); else ``ins`` unchanged."""
     reads, args = ins.reads, ins.args
-    if len(reads) == 2 and op in SWAPPED and scalar(reads[0]) and not scalar(reads[1]):
-        op, reads, args = SWAPPED[op], reads[::-1], args[::-1]
+    if len(reads) == 2 and op in SWAPPABLE and scalar(reads[0]) and not scalar(reads[1]):
+        reads, args = reads[::-1], args[::-1]
     if op not in SCALAR_LAST or not scalar(reads[-1]) or all(map(scalar, reads[:-1])):
         return ins
     ins.opcode, ins.reads, ins.args = OPCODE[f"{op}:scalar"], reads, args

@@ -9,12 +9,12 @@ instruction's result is scaled and shifted by per-step scalars on its way into
 its register, and each row it reads is scaled on its way in (``update * lr``,
 ``sqrt(v) + eps`` and ``u + w * 0.01`` cost no instruction of their own); a
 per-step scalar as last argument (``interp(g, m, 0.9)``, ``m / c1``) is read as
-a scalar, not as a row of one repeated value. Statements that depend only on the step (``lr * 0.001``) run once per
-program on the host, in NumPy (:func:`step_only_table`). Seeds share the
-vectors, end to end. Elementwise functions are the very implementations of
-``dsl/ops.py``; functions that reduce over a leaf are written here once more
-for the flat layout (per-leaf segment sums), and tests hold every one of them
-to the direct path, ``dsl.to_optax``.
+a scalar, not as a row of one repeated value. Statements that depend only on the
+step (``lr * 0.001``) run once per program on the host, in NumPy
+(:func:`step_only_table`). Seeds share the vectors, end to end. Elementwise
+functions are the very implementations of ``dsl/ops.py``; functions that reduce
+over a leaf are written here once more for the flat layout (per-leaf segment
+sums), and tests hold every one of them to the direct path, ``dsl.to_optax``.
 
 A seed whose loss turns NaN or Inf, or exceeds :data:`DIVERGENCE_FACTOR` times
 its initial loss, stops there and counts as diverged.
@@ -140,8 +140,7 @@ def direct_runner(task: Task, optimizer: optax.GradientTransformation):
 class StepInputs(NamedTuple):
     """What an instruction may read besides the register file."""
 
-    table: jax.Array  # (registers, steps): every step-only value at every step
-    step: jax.Array
+    scalars: jax.Array  # (2, 3): its arguments' step-only values, its arguments' scales
     size: jax.Array  # Encoded.size: true argument sizes per leaf, per instruction
     leafarg: jax.Array  # Encoded.leafarg
 
@@ -205,11 +204,13 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
     }
 
     # Each branch reads its own arguments from the register file: reading all
-    # three before the switch costs a full pass per unused argument. Each row
-    # read is scaled by its step-only scalar (1 unless a product was folded into
-    # it). Only the reducing branches read the per-leaf sizes of their instruction.
+    # three before the switch costs a full pass per unused argument. ``x.scalars``
+    # holds, per argument, its register's step-only value (the last argument of
+    # a scalar variant) and its scale (1 unless a product was folded into it);
+    # looked up once before the switch, they cost the branches no compile.
+    # Only the reducing branches read the per-leaf sizes of their instruction.
     def arg(regs, m, k, x):
-        return row(regs, m[1 + k]) * x.table[m[7 + k], x.step]
+        return row(regs, m[1 + k]) * x.scalars[1, k]
 
     def elementwise(op: ops.Op):
         def branch(regs, m, i, x):
@@ -220,7 +221,7 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
     def scalar_last(op: ops.Op):  # the last argument from the step-only table
         def branch(regs, m, i, x):
             rows = (arg(regs, m, k, x) for k in range(op.arity - 1))
-            return op.fn(jnp, *rows, x.table[m[op.arity], x.step])
+            return op.fn(jnp, *rows, x.scalars[0, op.arity - 1])
 
         return branch
 
@@ -228,14 +229,14 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
         arity = ops.OPS[name].arity
 
         def branch(regs, m, i, x):
-            a, b, c = (None if k >= arity else x.table[m[1 + k], x.step]
+            a, b, c = (None if k >= arity else x.scalars[0, k]
                        if scalar and k == arity - 1 else arg(regs, m, k, x) for k in range(3))
             return flat[name](a, b, c, row(x.size, i), row(x.leafarg, i))
 
         return branch
 
     pseudo = [
-        lambda regs, m, i, x: jnp.full(regs.shape[1:], x.table[m[1], x.step]),  # load_step_only
+        lambda regs, m, i, x: jnp.full(regs.shape[1:], x.scalars[0, 0]),  # load_step_only
         lambda regs, m, i, x: row(regs, m[1]),  # move
     ]
     functions = [reducing(name) if name in flat else elementwise(ops.OPS[name])
@@ -292,6 +293,7 @@ def engine_runner(task: Task, layout: Layout, bucket: int):
         n = keys.shape[0]
         width = n * layout.size
         branches = _branches(layout, n)
+        by_step = table.T
         # One row per instruction: (opcode, three argument registers, destination,
         # scale and shift registers of the step-only table, a scale register per
         # argument).
@@ -308,12 +310,14 @@ def engine_runner(task: Task, layout: Layout, bucket: int):
             return regs.at[STATE_BASE:STATE_BASE + MAX_STATES].set(starts)
 
         def step_state(params, grads, regs, step):
-            inputs = StepInputs(table, step, enc.size, enc.leafarg)
+            now = row(by_step, step)  # every step-only value at this step
 
             def instruction(i, regs):
                 m = row(meta, i)
-                out = jax.lax.switch(m[0], branches, regs, m, i, inputs)
-                out = out * table[m[5], step] + table[m[6], step]  # fused into the write
+                scalars = now[jnp.stack([m[1:4], m[7:10]])]
+                out = jax.lax.switch(m[0], branches, regs, m, i,
+                                     StepInputs(scalars, enc.size, enc.leafarg))
+                out = out * now[m[5]] + now[m[6]]  # fused into the write
                 return jax.lax.dynamic_update_index_in_dim(regs, out, m[4], 0)
 
             # w and g go straight into their rows before the loop (no instruction

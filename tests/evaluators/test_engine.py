@@ -233,10 +233,12 @@ def test_a_scaling_product_or_shift_joins_the_instruction_before(
     # a constant or a step-only value as the last argument: read from the table
     ("def train(w, g, lr, t, m):\n  m = interp(g, m, 0.9)\n  c = power(0.9, t)\n"
      "  u = m / c\n  return u, m", ["interp:scalar", "div:scalar"]),
-    # a scalar first argument of an operation that may swap them: swapped (gt -> lt)
-    ("def train(w, g, lr, t):\n  a = 0.01 * w\n  b = gt(0.0, g)\n  u = b + a\n  return u",
-     ["lt:scalar", "add"]),  # 0.01 * w: swapped, then folded into the sum
-    # one that may not (sub, power): the scalar is loaded into a row and read there
+    # a scalar first argument of a product: swapped (then folded into the sum); a
+    # function without a scalar variant reads the constant's row
+    ("def train(w, g, lr, t):\n  a = 0.01 * w\n  b = gt(g, 0.0)\n  u = b + a\n  return u",
+     ["gt", "add"]),
+    # one that may not swap them (sub, power): a step-only value is loaded into a
+    # row and read there
     ("def train(w, g, lr, t):\n  a = 1.0 - g\n  b = power(lr, a)\n  u = a * b\n  return u",
      ["load_step_only", "sub", "power", "mul"]),
     # a scalar norm bound; max with a scalar
