@@ -212,16 +212,15 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
     def arg(regs, m, k, x):
         return row(regs, m[1 + k]) * x.scalars[1, k]
 
-    def elementwise(op: ops.Op):
-        def branch(regs, m, i, x):
-            return op.fn(jnp, *(arg(regs, m, k, x) for k in range(op.arity)))
+    def read(regs, m, x, arity: int, scalar: bool) -> list:
+        """The instruction's arguments: rows, the last a step-only scalar if ``scalar``."""
+        if not scalar:
+            return [arg(regs, m, k, x) for k in range(arity)]
+        return [arg(regs, m, k, x) for k in range(arity - 1)] + [x.scalars[0, arity - 1]]
 
-        return branch
-
-    def scalar_last(op: ops.Op):  # the last argument from the step-only table
+    def elementwise(op: ops.Op, scalar: bool = False):
         def branch(regs, m, i, x):
-            rows = (arg(regs, m, k, x) for k in range(op.arity - 1))
-            return op.fn(jnp, *rows, x.scalars[0, op.arity - 1])
+            return op.fn(jnp, *read(regs, m, x, op.arity, scalar))
 
         return branch
 
@@ -229,8 +228,7 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
         arity = ops.OPS[name].arity
 
         def branch(regs, m, i, x):
-            a, b, c = (None if k >= arity else x.scalars[0, k]
-                       if scalar and k == arity - 1 else arg(regs, m, k, x) for k in range(3))
+            a, b, c = read(regs, m, x, arity, scalar) + [None] * (3 - arity)
             return flat[name](a, b, c, row(x.size, i), row(x.leafarg, i))
 
         return branch
@@ -239,11 +237,11 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
         lambda regs, m, i, x: jnp.full(regs.shape[1:], x.scalars[0, 0]),  # load_step_only
         lambda regs, m, i, x: row(regs, m[1]),  # move
     ]
-    functions = [reducing(name) if name in flat else elementwise(ops.OPS[name])
-                 for name in OP_NAMES]
-    scalars = [reducing(name, scalar=True) if name in flat else scalar_last(ops.OPS[name])
-               for name in SCALAR_LAST]
-    return functions + scalars + pseudo
+    def function(name: str, scalar: bool = False):
+        return reducing(name, scalar) if name in flat else elementwise(ops.OPS[name], scalar)
+
+    return ([function(name) for name in OP_NAMES]
+            + [function(name, scalar=True) for name in SCALAR_LAST] + pseudo)
 
 
 #: Functions whose meaning involves a reduction over the leaf; the engine has a
