@@ -182,6 +182,32 @@ def test_encoding_moves_computes_step_only_and_writes_in_place() -> None:
     assert list(adan.opcode[: int(adan.length)]).count(OPCODE["move"]) == 2  # prev_g <- g
 
 
+def opcode_names(enc) -> list[str]:
+    """The main instructions' opcodes, by name."""
+    from evaluators.encode import OPCODE
+
+    names = {k: name for name, k in OPCODE.items()}
+    return [names[int(k)] for k in enc.opcode[: int(enc.length)]]
+
+
+def register_name(enc, defaults: tuple[int, ...]):
+    """A step-only register by name: None for ``defaults`` (an absent scale or
+    shift), "lr", "t", a constant's value, "c" for a step-only statement, else the
+    register number itself."""
+    from evaluators.encode import CONST_BASE
+
+    names = dict.fromkeys(defaults)
+    names.update({2: "lr", 3: "t"})
+    names.update({CONST_BASE + k: float(c) for k, c in enumerate(enc.consts) if c})
+    step_only = {int(d) for d in enc.u_dest[: int(enc.u_length)]}
+    return lambda r: names.get(int(r), "c" if int(r) in step_only else int(r))
+
+
+def f32(x):
+    """An expected constant as the encoder stores it (float32); names unchanged."""
+    return float(np.float32(x)) if isinstance(x, float) else x
+
+
 @pytest.mark.parametrize(("body", "length", "epilogue"), [
     # a product by lr joins the instruction before it: one instruction, scale lr
     ("def train(w, g, lr, t):\n  a = g * 0.5\n  u = a * lr\n  return u", 1, [("lr", None)]),
@@ -208,23 +234,13 @@ def test_encoding_moves_computes_step_only_and_writes_in_place() -> None:
 ])
 def test_a_scaling_product_or_shift_joins_the_instruction_before(
         body: str, length: int, epilogue) -> None:
-    from evaluators.encode import CONST_BASE, UNIT, ZERO
+    from evaluators.encode import UNIT, ZERO
 
     program = parse(body + "\n")
     enc = encode(program, engine.layout_for(TINY))
     assert int(enc.length) == length
-    # the epilogue registers of the main instructions, by name
-    names = {UNIT: None, ZERO: None, 2: "lr", 3: "t"}
-    names.update({CONST_BASE + k: float(c) for k, c in enumerate(enc.consts) if c})
-    step_only = {int(d) for d in enc.u_dest[: int(enc.u_length)]}
-
-    def name(r: int):
-        return names.get(r, "c" if r in step_only else r)
-
-    got = [(name(int(a)), name(int(b))) for a, b in enc.epilogue[:length]]
-    def f32(x):  # constants are stored as float32
-        return float(np.float32(x)) if isinstance(x, float) else x
-
+    name = register_name(enc, (UNIT, ZERO))  # the epilogue registers, by name
+    got = [(name(a), name(b)) for a, b in enc.epilogue[:length]]
     assert got == [tuple(map(f32, e)) if e else (None, None) for e in epilogue]
     agree(program)
 
@@ -247,12 +263,8 @@ def test_a_scaling_product_or_shift_joins_the_instruction_before(
      ["clip_by_global_norm:scalar", "max", "max:scalar"]),
 ])
 def test_a_scalar_last_argument_is_read_from_the_step_only_table(body: str, ops_) -> None:
-    from evaluators.encode import OPCODE
-
-    names = {k: name for name, k in OPCODE.items()}
     program = parse(body + "\n")
-    enc = encode(program, engine.layout_for(TINY))
-    assert [names[int(k)] for k in enc.opcode[: int(enc.length)]] == ops_
+    assert opcode_names(encode(program, engine.layout_for(TINY))) == ops_
     agree(program)
 
 
@@ -272,22 +284,14 @@ def test_a_scalar_last_argument_is_read_from_the_step_only_table(body: str, ops_
 ])
 def test_a_product_by_a_scalar_is_folded_into_the_argument_that_reads_it(
         body: str, ops_, scaled) -> None:
-    from evaluators.encode import CONST_BASE, OPCODE, UNIT
+    from evaluators.encode import UNIT
 
-    names = {k: name for name, k in OPCODE.items()}
     program = parse(body + "\n")
     enc = encode(program, engine.layout_for(TINY))
-    n = int(enc.length)
-    assert [names[int(k)] for k in enc.opcode[:n]] == ops_
-    consts = {CONST_BASE + k: float(c) for k, c in enumerate(enc.consts) if c}
-    step_only = {int(d) for d in enc.u_dest[: int(enc.u_length)]}
-
-    def name(r: int):
-        return None if r == UNIT else "c" if r in step_only else consts[r]
-
-    got = [[name(int(r)) for r in enc.prologue[k, : len(s)]] for k, s in enumerate(scaled)]
-    assert got == [[float(np.float32(x)) if isinstance(x, float) else x for x in s]
-                   for s in scaled]
+    assert opcode_names(enc) == ops_
+    name = register_name(enc, (UNIT,))  # the argument scales, by name
+    got = [[name(r) for r in enc.prologue[k, : len(s)]] for k, s in enumerate(scaled)]
+    assert got == [[f32(x) for x in s] for s in scaled]
     agree(program)
 
 
