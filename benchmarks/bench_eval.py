@@ -40,7 +40,7 @@ import optax
 
 from dsl import library
 from evaluators import evaluate, tasks
-from evaluators.engine import device_data, direct_runner, run_direct, run_engine, seed_keys
+from evaluators.engine import device_data, direct_runner, run_direct, run_engine, seed_inputs
 from search.generate import perturbed_constants
 
 SEEDS = (0, 1)
@@ -121,13 +121,13 @@ def main() -> None:
                         cache.name], check=True)
     jax.config.update("jax_compilation_cache_dir", cache.name)
     train, val = device_data(task)
-    keys = seed_keys(SEEDS)
+    inputs = seed_inputs(task, SEEDS)
 
     reference = direct_runner(task, warm_start_in_optax(task.schedule))
-    jax.block_until_ready(reference(keys, train, val))  # compile, and a first run
+    jax.block_until_ready(reference(*inputs, train, val))  # compile, and a first run
     # The mean of runs, as the engine's figure is a mean of runs (of distinct programs):
     # a best-of would set the engine's run-to-run spread (about 5% here) against it.
-    ref_times = timings(lambda: reference(keys, train, val), 10)
+    ref_times = timings(lambda: reference(*inputs, train, val), 10)
     t_ref = float(np.mean(ref_times))
 
     n = args.programs

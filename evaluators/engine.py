@@ -71,27 +71,26 @@ def train_loop(
     task: Task,
     init_state: Callable[[Any], Any],
     step_state: Callable[[Any, Any, Any, jax.Array], tuple[Any, Any]],
-    keys: jax.Array,
+    params: Any,
+    batches: jax.Array,
     train: tuple[jax.Array, ...],
     val: tuple[jax.Array, ...],
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Train a batch of seeds: (validation metric, steps run, ok) per seed.
 
-    Parameters carry a leading seed axis; ``init_state`` and ``step_state`` see
-    the whole batch. The loop runs while any seed is alive and masks only the
+    ``params`` are the seeds' initial parameters (a leading seed axis) and
+    ``batches`` their batch indices, (steps, seeds, batch size): see
+    :func:`seed_inputs`. ``init_state`` and ``step_state`` see the whole batch
+    of seeds. The loop runs while any seed is alive and masks only the
     parameters of stopped seeds (a ``vmap`` of the loop would select over the
     whole carry at every step). ``ok`` is false for a seed that diverged.
     """
-    split = jax.vmap(jax.random.split)(keys)
-    k_init, k_data = split[:, 0], split[:, 1]
-    params = jax.vmap(task.init)(k_init)
     state = init_state(params)
     sample = jax.vmap(task.sample, in_axes=(0, None))
     grad = jax.vmap(jax.value_and_grad(task.loss))
-    loss0 = jax.vmap(task.loss)(params, sample(jax.vmap(jax.random.fold_in, (0, None))(k_data, 0),
-                                                train))
+    loss0 = jax.vmap(task.loss)(params, sample(batches[0], train))
     limit = DIVERGENCE_FACTOR * jnp.abs(loss0) + 1e-6
-    n = keys.shape[0]
+    n = batches.shape[1]
 
     def cond(carry):
         step, _, _, alive, _ = carry
@@ -99,8 +98,7 @@ def train_loop(
 
     def body(carry):
         step, params, state, alive, ran = carry
-        batch = sample(jax.vmap(jax.random.fold_in, (0, None))(k_data, step), train)
-        loss, grads = grad(params, batch)
+        loss, grads = grad(params, sample(row(batches, step), train))
         ok = alive & jnp.isfinite(loss) & (loss <= limit)
         new_params, state = step_state(params, grads, state, step)
 
@@ -121,15 +119,16 @@ def train_loop(
 
 
 def direct_runner(task: Task, optimizer: optax.GradientTransformation):
-    """A jitted ``(keys, train, val) -> (metric, steps, ok)`` training ``optimizer``."""
+    """A jitted ``(params, batches, train, val) -> (metric, steps, ok)`` training
+    ``optimizer`` (``params, batches`` as :func:`seed_inputs` gives them)."""
     update = jax.vmap(optimizer.update)
 
     def step_state(params, grads, state, step):
         updates, state = update(grads, state, params)
         return optax.apply_updates(params, updates), state
 
-    def run(keys, train, val):
-        return train_loop(task, jax.vmap(optimizer.init), step_state, keys, train, val)
+    def run(params, batches, train, val):
+        return train_loop(task, jax.vmap(optimizer.init), step_state, params, batches, train, val)
 
     return jax.jit(run)
 
@@ -277,7 +276,8 @@ def schedule_values(task: Task) -> np.ndarray:
 
 
 def engine_runner(task: Task, layout: Layout, bucket: int):
-    """A jitted ``(encoded, table, keys, train, val) -> (metric, steps, ok)`` for one bucket.
+    """A jitted ``(encoded, table, params, batches, train, val) -> (metric, steps, ok)``
+    for one bucket.
 
     ``table`` is the program's :func:`step_only_table`. The register file is
     (registers, seeds x elements): each statement reads up to three rows and
@@ -286,9 +286,9 @@ def engine_runner(task: Task, layout: Layout, bucket: int):
     n_regs, n_consts = n_registers(bucket), consts_for(bucket)
     ravel, unravel = layout.ravel, layout.unravel
 
-    def run(enc: Encoded, table, keys, train, val):
+    def run(enc: Encoded, table, params, batches, train, val):
         _COMPILES[(task.name, bucket)] = _COMPILES.get((task.name, bucket), 0) + 1
-        n = keys.shape[0]
+        n = batches.shape[1]
         width = n * layout.size
         branches = _branches(layout, n)
         by_step = table.T
@@ -327,7 +327,7 @@ def engine_runner(task: Task, layout: Layout, bucket: int):
             new = row(regs, 0) - row(regs, enc.update_reg)
             return unravel(new.reshape(n, layout.size)), regs
 
-        return train_loop(task, init_state, step_state, keys, train, val)
+        return train_loop(task, init_state, step_state, params, batches, train, val)
 
     return jax.jit(run)
 
@@ -346,16 +346,17 @@ def compiled_runner(task: Task, bucket: int, n_seeds: int, programs: int = 0) ->
     if key in _RUNNERS:
         return _RUNNERS[key], 0.0
     train, val = device_data(task)  # making the data (once per process) is not compiling
+    inputs = seed_inputs(task, tuple(range(n_seeds)))
     start = time.perf_counter()
     layout = layout_for(task)
     example = encode_example(layout, bucket)
     fn = engine_runner(task, layout, bucket)
     table = np.zeros((n_registers(bucket), task.steps), np.float32)
     if programs:
-        fn = jax.jit(jax.vmap(fn, in_axes=(0, 0, None, None, None)))
+        fn = jax.jit(jax.vmap(fn, in_axes=(0, 0, None, None, None, None)))
         example = jax.tree.map(lambda a: np.stack([a] * programs), example)
         table = np.stack([table] * programs)
-    lowered = fn.lower(example, table, seed_keys(tuple(range(n_seeds))), train, val)
+    lowered = fn.lower(example, table, *inputs, train, val)
     compiled = lowered.compile(compiler_options=COMPILER_OPTIONS)
     _RUNNERS[key] = compiled
     return compiled, time.perf_counter() - start
@@ -368,7 +369,7 @@ def encode_example(layout: Layout, bucket: int) -> Encoded:
 
 @functools.cache
 def layout_for(task: Task) -> Layout:
-    return Layout.of(jax.eval_shape(task.init, jax.random.PRNGKey(0)))
+    return Layout.of(task.init(np.random.default_rng(0)))
 
 
 @functools.cache
@@ -378,8 +379,13 @@ def device_data(task: Task) -> tuple[tuple[jax.Array, ...], tuple[jax.Array, ...
     return tuple(map(jnp.asarray, data.train)), tuple(map(jnp.asarray, data.val))
 
 
-def seed_keys(seeds: tuple[int, ...]) -> jax.Array:
-    return jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+@functools.lru_cache(maxsize=32)
+def seed_inputs(task: Task, seeds: tuple[int, ...]) -> tuple[Any, jax.Array]:
+    """The seeds' initial parameters (a leading seed axis) and batch indices,
+    (steps, seeds, batch size), on the default device: :meth:`Task.draws`."""
+    draws = [task.draws(s) for s in seeds]
+    params = jax.tree.map(lambda *p: jnp.asarray(np.stack(p)), *(p for p, _ in draws))
+    return params, jnp.asarray(np.stack([idx for _, idx in draws], axis=1))
 
 
 def run_engine(program: Program, task: Task, seeds: tuple[int, ...]):
@@ -392,7 +398,7 @@ def run_engine(program: Program, task: Task, seeds: tuple[int, ...]):
     enc = encode(program, layout_for(task), bucket)
     run, compile_time = compiled_runner(task, bucket, len(seeds))
     train, val = device_data(task)
-    out = run(enc, step_only_table(enc, task, bucket), seed_keys(seeds), train, val)
+    out = run(enc, step_only_table(enc, task, bucket), *seed_inputs(task, seeds), train, val)
     return tuple(np.asarray(x) for x in out), compile_time
 
 
@@ -426,7 +432,7 @@ def run_encoded_batch(encoded: list[Encoded], bucket: int, task: Task, seeds: tu
     train, val = device_data(task)
     stacked = jax.tree.map(lambda *a: np.stack(a), *encoded)
     tables = np.stack([step_only_table(e, task, bucket) for e in encoded])
-    out = run(stacked, tables, seed_keys(seeds), train, val)
+    out = run(stacked, tables, *seed_inputs(task, seeds), train, val)
     return tuple(np.asarray(x)[:n] for x in out), compile_time
 
 
@@ -435,5 +441,6 @@ def run_direct(program: Program, task: Task, seeds: tuple[int, ...]):
     from dsl.interpreter import to_optax
 
     train, val = device_data(task)
-    out = direct_runner(task, to_optax(program, task.schedule))(seed_keys(seeds), train, val)
+    out = direct_runner(task, to_optax(program, task.schedule))(*seed_inputs(task, seeds), train,
+                                                                val)
     return tuple(np.asarray(x) for x in out)

@@ -157,7 +157,7 @@ def test_search_simplify_export_then_train_with_the_export(tmp_path) -> None:
     import jax
     import jax.numpy as jnp
 
-    from evaluators.engine import device_data, direct_runner, seed_keys
+    from evaluators.engine import device_data, direct_runner, seed_inputs
     from evaluators.tasks import get
 
     cfg = tmp_path / "c.yaml"
@@ -175,8 +175,8 @@ def test_search_simplify_export_then_train_with_the_export(tmp_path) -> None:
     spec.loader.exec_module(module)
     task = get("quadratic/A")
     train, val = device_data(task)
-    metric, steps, ok = direct_runner(task, module.found(task.schedule))(seed_keys((0,)), train,
+    params, batches = seed_inputs(task, (0,))
+    metric, steps, ok = direct_runner(task, module.found(task.schedule))(params, batches, train,
                                                                           val)
-    start = task.metric(task.init(jax.random.split(jax.random.PRNGKey(0))[0]),
-                        tuple(map(jnp.asarray, val)))
+    start = task.metric(jax.tree.map(lambda p: p[0], params), tuple(map(jnp.asarray, val)))
     assert bool(ok[0]) and float(metric[0]) < 0.5 * float(start)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import cache
 
 import jax
-import jax.numpy as jnp
+import numpy as np
 
-from evaluators.tasks.base import Data, Task, classifier, split
+from evaluators.tasks.base import Data, Task, classifier, normal, split
 
 #: tier -> (channels, steps, batch)
 TIERS = {"A": (8, 600, 64), "B": (24, 2000, 64), "C": (64, 5000, 128)}
@@ -21,13 +21,12 @@ def _data() -> Data:
     return split(digits.data, digits.target, n_val=400, seed=1)
 
 
-def _init(key: jax.Array, channels: int) -> dict[str, jax.Array]:
-    k1, k2 = jax.random.split(key)
+def _init(rng: np.random.Generator, channels: int) -> dict[str, np.ndarray]:
     return {
-        "conv": jax.random.normal(k1, (3, 3, 1, channels)) * jnp.sqrt(2.0 / 9),
-        "conv_b": jnp.zeros((channels,)),
-        "dense": jax.random.normal(k2, (16 * channels, 10)) * jnp.sqrt(1.0 / (16 * channels)),
-        "dense_b": jnp.zeros((10,)),
+        "conv": normal(rng, (3, 3, 1, channels), np.sqrt(2.0 / 9)),
+        "conv_b": np.zeros((channels,), np.float32),
+        "dense": normal(rng, (16 * channels, 10), np.sqrt(1.0 / (16 * channels))),
+        "dense_b": np.zeros((10,), np.float32),
     }
 
 
@@ -43,7 +42,7 @@ def _logits(p: dict[str, jax.Array], x: jax.Array) -> jax.Array:
 def make(tier: str) -> Task:
     channels, steps, batch = TIERS[tier]
     return classifier(
-        f"cnn_digits/{tier}", steps, batch, lambda key: _init(key, channels), _logits, _data,
+        f"cnn_digits/{tier}", steps, batch, lambda rng: _init(rng, channels), _logits, _data,
         held_out=True,
         description=f"CNN (3x3 conv, {channels} channels, pool, dense) on sklearn digits",
     )

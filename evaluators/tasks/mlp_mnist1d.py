@@ -31,6 +31,6 @@ def make(tier: str) -> Task:
     width, steps, batch = TIERS[tier]
     widths = (40, width, width, 10)
     return classifier(
-        f"mlp_mnist1d/{tier}", steps, batch, lambda key: dense_init(key, widths), mlp, _data,
+        f"mlp_mnist1d/{tier}", steps, batch, lambda rng: dense_init(rng, widths), mlp, _data,
         description=f"MLP 40-{width}-{width}-10 on MNIST-1D, {steps} steps",
     )

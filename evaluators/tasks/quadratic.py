@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from functools import cache
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from evaluators.tasks.base import Data, Task
+from evaluators.tasks.base import Data, Task, normal
 
 #: tier -> (vector size, matrix rows, matrix cols, steps, batch)
 TIERS = {"A": (64, 16, 8, 300, 16), "B": (256, 128, 16, 1000, 16), "C": (1024, 256, 128, 3000, 16)}
@@ -52,9 +51,8 @@ def make(tier: str) -> Task:
     def metric(p, v):
         return loss(p, v)  # the single validation sample is the optimum: no noise
 
-    def init(key):
-        k1, k2 = jax.random.split(key)
-        return {"vector": jax.random.normal(k1, (n,)), "matrix": jax.random.normal(k2, (r, c))}
+    def init(rng):
+        return {"vector": normal(rng, (n,), 1.0), "matrix": normal(rng, (r, c), 1.0)}
 
     return Task(
         name=f"quadratic/{tier}", family="quadratic", tier=tier, steps=steps, batch_size=batch,

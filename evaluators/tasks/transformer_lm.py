@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from evaluators.tasks.base import Data, Task
+from evaluators.tasks.base import Data, Task, normal
 
 VOCAB, SEQ, COPY_LAG, COPY_P = 32, 32, 8, 0.2
 #: tier -> (width, layers, heads, steps, batch)
@@ -40,20 +40,21 @@ def _data() -> Data:
     return Data(train=(seqs[:4096],), val=(seqs[4096:],))
 
 
-def _init(key: jax.Array, d: int, layers: int) -> dict:
-    keys = iter(jax.random.split(key, 4 + 4 * layers))
+def _init(rng: np.random.Generator, d: int, layers: int) -> dict:
+    def gauss(shape, scale):
+        return normal(rng, shape, scale)
 
-    def normal(shape, scale):
-        return jax.random.normal(next(keys), shape) * scale
+    def ones():
+        return np.ones((d,), np.float32)
 
     blocks = [
-        {"qkv": normal((d, 3 * d), d**-0.5), "proj": normal((d, d), d**-0.5 / layers),
-         "up": normal((d, 4 * d), d**-0.5), "down": normal((4 * d, d), (4 * d) ** -0.5 / layers),
-         "ln1": jnp.ones((d,)), "ln2": jnp.ones((d,))}
+        {"qkv": gauss((d, 3 * d), d**-0.5), "proj": gauss((d, d), d**-0.5 / layers),
+         "up": gauss((d, 4 * d), d**-0.5), "down": gauss((4 * d, d), (4 * d) ** -0.5 / layers),
+         "ln1": ones(), "ln2": ones()}
         for _ in range(layers)
     ]
-    return {"embed": normal((VOCAB, d), 1.0), "pos": normal((SEQ, d), 0.1), "blocks": blocks,
-            "ln_f": jnp.ones((d,)), "unembed": normal((d, VOCAB), d**-0.5)}
+    return {"embed": gauss((VOCAB, d), 1.0), "pos": gauss((SEQ, d), 0.1), "blocks": blocks,
+            "ln_f": ones(), "unembed": gauss((d, VOCAB), d**-0.5)}
 
 
 def _norm(x: jax.Array, scale: jax.Array) -> jax.Array:
@@ -86,7 +87,7 @@ def make(tier: str) -> Task:
     return Task(
         name=f"transformer_lm/{tier}", family="transformer_lm", tier=tier, steps=steps,
         batch_size=batch,
-        init=lambda key: _init(key, d, layers),
+        init=lambda rng: _init(rng, d, layers),
         loss=lambda p, b: _loss(p, b[0], heads),
         metric=lambda p, v: _loss(p, v[0], heads),
         data=_data,
