@@ -51,6 +51,15 @@ def _task(task: str | Task) -> Task:
     return tasks.get(task) if isinstance(task, str) else task
 
 
+def _seeds(seeds: tuple[int, ...]) -> tuple[int, ...]:
+    """Seeds as a tuple of ints; a ValueError names a bad one (they seed NumPy: >= 0)."""
+    seeds = tuple(seeds)
+    bad = [s for s in seeds if isinstance(s, bool) or int(s) != s or s < 0]
+    if not seeds or bad:
+        raise ValueError(f"seeds must be one or more integers >= 0, got {list(seeds)}")
+    return tuple(int(s) for s in seeds)
+
+
 @functools.cache
 def baseline_metric(task: Task, seeds: tuple[int, ...], baseline: str = BASELINE) -> float:
     """The baseline program's mean metric on ``task`` and ``seeds`` (cached)."""
@@ -71,8 +80,7 @@ def evaluate(
     >>> r.fitness, r.diverged
     (0.0, False)
     """
-    task = _task(task)
-    seeds = tuple(int(s) for s in seeds)
+    task, seeds = _task(task), _seeds(seeds)
     start = time.perf_counter()
     try:
         (metric, steps, ok), compile_time = run_engine(program, task, seeds)
@@ -98,8 +106,7 @@ def evaluate_batch(
     >>> [abs(r.fitness) < 1e-6 for r in results]  # as good as the warm start, to rounding
     [True, True]
     """
-    task = _task(task)
-    seeds = tuple(int(s) for s in seeds)
+    task, seeds = _task(task), _seeds(seeds)
     layout = layout_for(task)
     results: list[EvalResult | None] = [None] * len(programs)
     groups: dict[int, list[tuple[int, Encoded]]] = {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
 
 
 class MutationConfig(BaseModel):
@@ -41,7 +41,8 @@ class SearchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    seed: int = Field(0, description="Seeds the search's random generator (not the training).")
+    seed: NonNegativeInt = Field(
+        0, description="Seeds the search's random generator (not the training); >= 0.")
     method: Literal["evolution", "random", "constants"] = Field(
         "evolution", description="Regularized evolution, or a baseline: random programs, "
         "or mutating only the warm start's constants (hyperparameter tuning).")
@@ -57,8 +58,8 @@ class SearchConfig(BaseModel):
     tasks: list[str] = Field(
         default_factory=lambda: ["mlp_mnist1d/A", "transformer_lm/A"],
         description="Proxy tasks the fitness is measured on (never held-out ones).")
-    seeds: list[int] = Field(default_factory=lambda: [0, 1],
-                             description="Training seeds per task.")
+    seeds: list[NonNegativeInt] = Field(default_factory=lambda: [0, 1],
+                                        description="Training seeds per task (integers >= 0).")
     mutation: MutationConfig = Field(default_factory=MutationConfig)
     workers: int = Field(2, ge=1, description="Evaluations run at once.")
     executor: Literal["ray", "serial"] = Field(

@@ -58,6 +58,7 @@ def test_a_small_search_runs_end_to_end(tmp_path) -> None:
 BAD_INPUT = [
     (["--max-evals", "0"], "flags: max_evals: Input should be greater than or equal to 1"),
     (["--workers", "two"], "argument --workers: invalid int value: 'two'"),
+    (["--seed", "-1"], "flags: seed: Input should be greater than or equal to 0"),
     (["--config", "missing.yaml"], "--config missing.yaml: No such file or directory"),
     (["--resume", "nowhere"], "--resume nowhere: not a run directory (no config.json)"),
 ]
@@ -74,6 +75,7 @@ def test_bad_flags_exit_2_with_one_line(args, message) -> None:
     ("population: [1, 2]\n", "population: Input should be a valid integer"),
     ("tasks: [cnn_digits/A]\n", "'cnn_digits/A' is held out"),
     ("tasks: [mlp/A]\n", "unknown task 'mlp/A'"),
+    ("seeds: [0, -1]\n", "seeds.1: Input should be greater than or equal to 0"),
     ("popsize: 3\n", "popsize: Extra inputs are not permitted"),
     ("tournament: 9\npopulation: 4\n", "tournament (9) is larger than population (4)"),
     ("a: [1\n", "not valid yaml"),

@@ -17,6 +17,14 @@ def test_warm_start_scores_zero_and_is_idempotent() -> None:
     assert b.compile_time == 0.0
 
 
+@pytest.mark.parametrize("seeds", [(-1,), (), (0.5,), (0, True)])
+def test_bad_seeds_are_named(seeds) -> None:
+    for fn in (evaluate, evaluate_batch):
+        arg = library.get("warmstart")
+        with pytest.raises(ValueError, match=r"seeds must be one or more integers >= 0, got \["):
+            fn(arg if fn is evaluate else [arg], "quadratic/A", seeds)
+
+
 def test_nan_program_gets_the_worst_fitness_without_an_exception() -> None:
     nan = parse("def train(w, g, lr, t):\n  z = g - g\n  u = z / z\n  u = u * lr\n  return u\n")
     r = evaluate(nan, "quadratic/A")
