@@ -256,7 +256,7 @@ def step_only_table(enc: Encoded, task: Task, bucket: int) -> np.ndarray:
     NumPy, float32, by the very functions of ``dsl/ops.py``, so the compiled
     loop carries no second switch for them.
     """
-    table = np.zeros((n_registers(bucket), task.steps), np.float32)
+    table = empty_table(task, bucket)
     table[UNIT], table[ZERO] = 1.0, -0.0  # x * 1 + -0 is x, even for x = -0
     table[2] = schedule_values(task)
     table[3] = np.arange(1, task.steps + 1, dtype=np.float32)
@@ -267,6 +267,11 @@ def step_only_table(enc: Encoded, task: Task, bucket: int) -> np.ndarray:
             args = (table[int(r)] for r in enc.u_args[i][: op.arity])
             table[int(enc.u_dest[i])] = np.asarray(op.fn(np, *args), np.float32)
     return table
+
+
+def empty_table(task: Task, bucket: int) -> np.ndarray:
+    """A step-only table of zeros: (registers, steps) float32."""
+    return np.zeros((n_registers(bucket), task.steps), np.float32)
 
 
 @functools.cache
@@ -351,7 +356,7 @@ def compiled_runner(task: Task, bucket: int, n_seeds: int, programs: int = 0) ->
     layout = layout_for(task)
     example = encode_example(layout, bucket)
     fn = engine_runner(task, layout, bucket)
-    table = np.zeros((n_registers(bucket), task.steps), np.float32)
+    table = empty_table(task, bucket)  # shapes only: the values are the program's
     if programs:
         fn = jax.jit(jax.vmap(fn, in_axes=(0, 0, None, None, None, None)))
         example = jax.tree.map(lambda a: np.stack([a] * programs), example)
