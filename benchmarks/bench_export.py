@@ -37,7 +37,10 @@ def interleaved(name: str, ours, ref, rounds: int, unit: str, scale: float) -> f
 def jax_ratio(rounds: int) -> float:
     import jax
 
-    from benchmarks.bench_step import BATCH, WIDTHS, init_mlp, timed
+    try:
+        from benchmarks.bench_step import BATCH, WIDTHS, init_mlp, timed
+    except ModuleNotFoundError:  # run as `python benchmarks/bench_export.py`: a sibling
+        from bench_step import BATCH, WIDTHS, init_mlp, timed
 
     params = init_mlp(jax.random.PRNGKey(0))
     x = jax.random.normal(jax.random.PRNGKey(1), (BATCH, WIDTHS[0]))
