@@ -5,17 +5,22 @@
     python run_search.py --address ray://head:10001   # on a Ray cluster (or set RAY_ADDRESS)
     python run_search.py --resume runs/20261122-101500-seed0
     python run_search.py check adamw | FILE.dsl   # parse and abstractly execute a program
-    python run_search.py library                  # list the library programs
+    python run_search.py library                  # the library programs
+    python run_search.py tasks | functions        # the proxy tasks, the DSL's functions
 
 Bad input (a config field, a flag, a run directory, a program file) is answered
-with one line naming the problem, and exit status 2.
+with one line naming the problem, and exit status 2. A search that cannot go on
+(its warm start fails, the infrastructure fails, the cluster refuses) says why
+on one line, with exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -35,10 +40,16 @@ class InputError(Exception):
 
 
 def _check(spec: str, shape: tuple[int, ...]) -> None:
+    from dsl.parse import locate
     from search.loop import load_program
 
     program = load_program(spec)
-    result = abstract.check(program, shape)
+    try:
+        result = abstract.check(program, shape)
+    except ProgramError as e:
+        if spec in library.names():
+            raise
+        raise ProgramError(f"{spec}: {locate(e, Path(spec).read_text(encoding='utf-8'))}") from None
     live = graph.liveness(program)
     print(program.to_source(), end="")
     print(f"\nleaf shape {shape}:")
@@ -48,6 +59,71 @@ def _check(spec: str, shape: tuple[int, ...]) -> None:
     print(f"  statements: {len(program.statements)} ({dead} dead)")
     print(f"  structural hash: {abstract.structural_hash(program)}")
     print(f"  fingerprint:     {abstract.fingerprint(program)}")
+    if "lr" not in live.inputs:
+        print(f"warning: {spec}: the update never reads lr, so the task's schedule (warm-up, "
+              "then cosine decay from 1.0) cannot reach it; multiply the update by lr "
+              "(see docs/guide.md)", file=sys.stderr)
+
+
+def _library() -> None:
+    from dsl.export import hyperparameters_of
+
+    for name in library.names():
+        text = library.source(name)
+        comment = []
+        for line in text.splitlines():
+            if not line.startswith("#"):
+                break
+            comment.append(line.lstrip("# ").strip())
+        about = " ".join(comment) or "(no description)"
+        hyper = ", ".join(f"{k}={v:g}" for k, v in hyperparameters_of(text).items()) or "none"
+        states = ", ".join(library.get(name).state_names) or "none"
+        lines = textwrap.wrap(about, 82) + [f"hyperparameters: {hyper}; states: {states}"]
+        print(f"{name:<16} " + f"\n{'':<16} ".join(lines))
+
+
+def _tasks(timed: bool) -> None:
+    import numpy as np
+
+    from evaluators import tasks
+
+    print(f"{'task':<18} {'params':>8} {'steps':>6} {'batch':>6} "
+          f"{'s/eval' if timed else '':>7}  description")
+    for name in tasks.names():
+        task = tasks.get(name)
+        params = task.init(np.random.default_rng(0))
+        size = sum(int(np.size(a)) for a in _leaves(params))
+        seconds = ""
+        if timed:
+            from evaluators import evaluate
+
+            evaluate(library.get("warmstart"), task)  # compile once (or load the cache)
+            seconds = f"{evaluate(library.get('warmstart'), task).wall_time:.2f}"
+        note = "  (held out: never searched on)" if task.held_out else ""
+        print(f"{name:<18} {size:>8} {task.steps:>6} {task.batch_size:>6} {seconds:>7}  "
+              f"{task.description}{note}", flush=True)
+    if not timed:
+        print("s/eval: run `tasks --time` to train the warm start on each (2 seeds) here")
+
+
+def _leaves(tree):
+    if isinstance(tree, dict):
+        for v in tree.values():
+            yield from _leaves(v)
+    elif isinstance(tree, list | tuple):
+        for v in tree:
+            yield from _leaves(v)
+    else:
+        yield tree
+
+
+def _functions() -> None:
+    from dsl import ops
+
+    for name, op in ops.OPS.items():
+        args = ", ".join("abcd"[:op.arity])
+        form = f"a {op.infix} b" if op.infix else f"{name}({args})"
+        print(f"{name:<11} {form:<22} {op.doc}")
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -60,36 +136,46 @@ def _shape(text: str) -> tuple[int, ...]:
     return dims
 
 
-def _program_arg(spec: str):
-    """(program, where its text named hyperparameters, origin) from a run directory, a
+def _program_arg(spec: str, program_id: int | None = None):
+    """(program, where its text named hyperparameters, origin, run or None) from a run
+    directory (its best program, or program ``program_id``, dead code removed), a
     file or a library name (a run's programs name none)."""
-    from dsl import parse
     from dsl.export import hyperparameter_sites
     from search.loop import load_program
     from search.rundir import RunDir, RunDirError
 
     if Path(spec).is_dir():
+        run = RunDir(spec)
         try:
-            state = RunDir(spec).checkpoint()
+            run.config()
+            found = run.best() if program_id is None else run.program(program_id)
         except RunDirError as e:
             raise InputError(str(e)) from None
-        best = (state or {}).get("evolution", {}).get("best")
-        if not best:
-            raise InputError(f"{spec}: no best program yet (no checkpoint.json with a result)")
-        origin = f"run {spec}, program {best['id']} (fitness {best['fitness']:+.4f})"
-        return parse(best["source"]), None, origin
+        if found is None:
+            raise InputError(f"{spec}: no program has finished without failing yet "
+                             "(see `inspect` for the errors)")
+        fitness = "failed" if found.failed else f"{found.fitness:+.4f}"
+        origin = f"run {spec}, program {found.id} (fitness {fitness})"
+        return found.program, None, origin, run
+    if program_id is not None:
+        raise InputError(f"--id {program_id}: only a run directory has program ids, "
+                         f"not {spec!r}")
     program = load_program(spec)
     if spec in library.names():
-        return program, hyperparameter_sites(library.source(spec)), f"library program {spec!r}"
-    return program, hyperparameter_sites(Path(spec).read_text(encoding="utf-8")), spec
+        return (program, hyperparameter_sites(library.source(spec)),
+                f"library program {spec!r}", None)
+    return program, hyperparameter_sites(Path(spec).read_text(encoding="utf-8")), spec, None
 
 
 def _simplify(args: argparse.Namespace) -> None:
     from evaluators.catalog import names
     from search.simplify import reads_weights, simplify
 
-    program, _, origin = _program_arg(args.program)
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    program, _, origin, run = _program_arg(args.program, args.id)
+    if args.tasks is not None:
+        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    else:  # a run's program is judged on the run's own tasks
+        tasks = list(run.config().tasks) if run else ["mlp_mnist1d/A"]
     for task in tasks:
         if task not in names():
             raise InputError(f"--tasks: unknown task {task!r}")
@@ -97,8 +183,12 @@ def _simplify(args: argparse.Namespace) -> None:
     if not args.exact_only:
         from evaluators import evaluate_all
 
+        seeds = tuple(run.config().seeds) if run else (0, 1)
+
         def fitness(p):
-            return evaluate_all(p, tasks)[1]
+            return evaluate_all(p, tasks, seeds)[1]
+
+        print(f"simplifying on {', '.join(tasks)} (seeds {', '.join(map(str, seeds))})")
 
     result = simplify(program, fitness, args.tolerance,
                       reads_weights if args.keep_weight_decay else None)
@@ -117,7 +207,7 @@ def _simplify(args: argparse.Namespace) -> None:
 
 def _funnel(args: argparse.Namespace) -> None:
     from evaluators.catalog import held_out
-    from search.funnel import funnel, table
+    from search.funnel import COLUMNS, funnel, table
     from search.rundir import RunDir, RunDirError
 
     if args.top < 1:
@@ -134,15 +224,18 @@ def _funnel(args: argparse.Namespace) -> None:
         raise InputError(str(e)) from None
     from evaluators import evaluate_all
 
+    def say(line: str) -> None:
+        print(f"  {line}", flush=True)
+
     def evaluate(program, names):
-        results, fitness = evaluate_all(program, names)
+        results, fitness = evaluate_all(program, names, progress=lambda s: say(f"  {s}"))
         return fitness, {r.task: r.fitness for r in results}
 
-    rows = funnel(run, evaluate, k=args.top, margin=args.margin, held_out=tasks,
-                  progress=lambda line: print(f"  {line}", flush=True))
-    if not rows:
-        raise InputError(f"{args.run_dir}: no evaluated program to verify yet")
+    if not run.top(1):
+        raise InputError(f"{args.run_dir}: no program has finished without failing yet")
+    rows = funnel(run, evaluate, k=args.top, margin=args.margin, held_out=tasks, progress=say)
     print(table(rows))
+    print(COLUMNS)
     print(f"wrote {run.path / 'funnel.json'}")
 
 
@@ -164,7 +257,7 @@ def _inspect(args: argparse.Namespace) -> None:
 def _export(args: argparse.Namespace) -> None:
     from dsl.export import export_source, module_name
 
-    program, hyper, origin = _program_arg(args.program)
+    program, hyper, origin, _ = _program_arg(args.program, args.id)
     target = Path(args.out) / f"{module_name(args.name)}.py"
     if target.exists() and not args.force:
         raise InputError(f"{target} exists; pass --force to replace it")
@@ -225,16 +318,27 @@ def _progress(stats) -> None:
     phase = "explore" if stats.exploring else "exploit"
     line = (f"evals {stats.evaluated}/{stats.max_evals} | {stats.rate:.2f}/s | "
             f"cache hits {stats.hit_rate:.0%} of {stats.proposals} | best {best} vs AdamW | "
+            f"failed {stats.failed} | infra errors {stats.infra} | "
             f"round {stats.round} ({phase})")
     if sys.stdout.isatty():
-        print("\r" + line.ljust(100), end="", flush=True)
-    elif stats.evaluated % 10 == 0:
+        print("\r" + line.ljust(120), end="", flush=True)
+    elif stats.evaluated % 10 == 0 or stats.evaluated <= 1:
         print(line, flush=True)
 
 
+def _errors(run) -> None:
+    from search.inspect import error_summary
+
+    errors = error_summary(run)
+    if errors:
+        print("most frequent errors:")
+        for message, n in errors:
+            print(f"  {n:>5} x {message}")
+
+
 def _search(args: argparse.Namespace) -> int:
-    from search.executor import make_executor
-    from search.loop import Search
+    from search.executor import ClusterError, make_executor
+    from search.loop import Search, SearchStopped
     from search.rundir import RunDir, RunDirError
 
     overrides = {k: getattr(args, k) for k in SEARCH_FLAGS if getattr(args, k) is not None}
@@ -256,20 +360,34 @@ def _search(args: argparse.Namespace) -> int:
         search = Search(cfg, run, None)  # reads the run directory before any worker starts
     except RunDirError as e:
         raise InputError(str(e)) from None
-    search.executor = make_executor(cfg)
+    try:
+        search.executor = make_executor(cfg)
+    except ClusterError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print(f"run directory: {run.path}  ({cfg.executor}, {cfg.workers} workers, "
           f"tasks {', '.join(cfg.tasks)})")
     try:
-        evo = search.run_until_done(_progress)
+        search.run_until_done(_progress)
     except KeyboardInterrupt:
         print(f"\ninterrupted: checkpoint written; resume with --resume {run.path}")
         return 130
+    except SearchStopped as e:
+        print(f"\nerror: search stopped: {e}", file=sys.stderr)
+        print(f"checkpoint written; once fixed, resume with --resume {run.path}",
+              file=sys.stderr)
+        return 1
     print()
-    if evo.best is None:
+    best = run.best()
+    if best is None:
         print("no program finished without failing")
     else:
-        print(f"best program (id {evo.best.id}, fitness {evo.best.fitness:+.4f} vs AdamW):")
-        print(evo.best.program.to_source(), end="")
+        dead = len(best.genome.statements) - len(best.program.statements)
+        note = f", {dead} dead statements removed" if dead else ""
+        print(f"best program (id {best.id}, fitness {best.fitness:+.4f} against the AdamW warm "
+              f"start on {', '.join(cfg.tasks)}{note}):")
+        print(best.program.to_source(), end="")
+    _errors(run)
     print(f"cache hit rate {search.cache.hit_rate:.1%}; run directory: {run.path}")
     if cfg.funnel_top:
         print(f"funnel: the {cfg.funnel_top} best programs on tiers B and C and held-out tasks")
@@ -278,25 +396,67 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each option's default (where it has one worth showing)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def _config_default(name: str) -> str:
+    from search.config import SearchConfig
+
+    return f"default: {SearchConfig.model_fields[name].default}, or the config's"
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="run_search.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", help="YAML or JSON file of SearchConfig fields")
-    parser.add_argument("--workers", type=int, help="evaluations at once")
-    parser.add_argument("--address", help="Ray cluster address (default: embedded local Ray)")
-    parser.add_argument("--seed", type=int, help="the search's random seed")
-    parser.add_argument("--max-evals", dest="max_evals", type=int, help="evaluations to run")
+    """The command line; returns the exit status. Output piped into ``head`` that
+    closes early ends it quietly."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 141
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = argparse.ArgumentParser(prog="run_search.py", description=__doc__.splitlines()[0],
+                                     formatter_class=_Help)
+    parser.add_argument("--config", help="YAML or JSON file of SearchConfig fields "
+                                         "(default: the defaults of search/config.py)")
+    parser.add_argument("--workers", type=int,
+                        help=f"evaluations at once ({_config_default('workers')})")
+    parser.add_argument("--address", help="Ray cluster address, HOST:PORT (default: "
+                                          "RAY_ADDRESS, else an embedded local Ray)")
+    parser.add_argument("--seed", type=int,
+                        help=f"the search's random seed ({_config_default('seed')})")
+    parser.add_argument("--max-evals", dest="max_evals", type=int,
+                        help=f"evaluations to run ({_config_default('max_evals')})")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a search")
-    parser.add_argument("--run-dir", help="where to write a new search (default runs/...)")
+    parser.add_argument("--run-dir", help="where to write a new search "
+                                          "(default: runs/DATE-TIME-seedN)")
     parser.add_argument("--serial", action="store_true", help="evaluate in-process, no Ray")
     sub = parser.add_subparsers(dest="command")
-    check = sub.add_parser("check", help="parse and abstractly execute a program")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, formatter_class=_Help)
+
+    check = command("check", "parse and abstractly execute a program")
     check.add_argument("program", help="a library name (e.g. adamw) or a .dsl file")
     check.add_argument("--shape", type=_shape, default=(256, 128), help="leaf shape, e.g. 256x128")
-    sub.add_parser("library", help="list the library programs")
-    simp = sub.add_parser("simplify", help="simplify a program (a run's best, a file, a name)")
+    command("library", "list the library programs: description, hyperparameters, states")
+    tasks = command("tasks", "list the proxy tasks: parameters, steps, batch, description")
+    tasks.add_argument("--time", action="store_true",
+                       help="also train the warm start on each task here and show seconds")
+    command("functions", "list the DSL's functions with their formula")
+    simp = command("simplify", "simplify a program (a run's best, a file, a name)")
     simp.add_argument("program", help="a run directory, a .dsl file, or a library name")
-    simp.add_argument("--tasks", default="mlp_mnist1d/A",
-                      help="comma-separated tasks for ablation and rounding")
+    simp.add_argument("--id", type=int, help="a run's program id (default: its best)")
+    simp.add_argument("--tasks", help="comma-separated tasks for ablation and rounding "
+                                      "(default: a run's own tasks, else mlp_mnist1d/A)")
     simp.add_argument("--tolerance", type=float, default=0.01,
                       help="fitness a removal or rounding may cost")
     simp.add_argument("--exact-only", action="store_true",
@@ -304,24 +464,25 @@ def main(argv: list[str] | None = None) -> int:
     simp.add_argument("--keep-weight-decay", action="store_true",
                       help="never ablate statements that read w")
     simp.add_argument("--out", help="also write the simplified program to this .dsl file")
-    fun = sub.add_parser("funnel", help="verify a run's best programs on tiers B, C and "
-                                        "held-out tasks")
+    fun = command("funnel", "verify a run's best programs on tiers B, C and held-out tasks")
     fun.add_argument("run_dir", help="a run directory")
     fun.add_argument("--top", type=int, default=3, help="how many distinct programs")
     fun.add_argument("--margin", type=float, default=0.0,
                      help="fitness over AdamW needed on tier B to go on to tier C")
     fun.add_argument("--held-out", default="cnn_digits/A",
                      help="comma-separated held-out tasks for meta-validation")
-    ins = sub.add_parser("inspect", help="top programs, diff, lineage and plots of a run")
+    ins = command("inspect", "top programs, diff, lineage and plots of a run")
     ins.add_argument("run_dir", help="a run directory (safe on a running search)")
     ins.add_argument("--top", type=int, default=3, help="how many best programs")
     ins.add_argument("--id", type=int, help="show this program instead")
     ins.add_argument("--plots", action="store_true", help="write progress.png (and funnel.png)")
-    export = sub.add_parser("export", help="write a program as discovered/NAME.py")
+    export = command("export", "write a program as an optimizer module, OUT/NAME.py")
     export.add_argument("program", help="a run directory (its best program), a .dsl file, "
                                         "or a library name")
+    export.add_argument("--id", type=int, help="a run's program id (default: its best)")
     export.add_argument("--name", required=True, help="the optimizer's name, e.g. lion")
-    export.add_argument("--out", default="discovered", help="folder to write into")
+    export.add_argument("--out", default="discovered",
+                        help="folder to write into, relative to the current folder")
     export.add_argument("--force", action="store_true", help="replace an existing module")
     args = parser.parse_args(argv)
 
@@ -329,7 +490,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             _check(args.program, args.shape)
         elif args.command == "library":
-            print("\n".join(library.names()))
+            _library()
+        elif args.command == "tasks":
+            _tasks(args.time)
+        elif args.command == "functions":
+            _functions()
         elif args.command == "export":
             _export(args)
         elif args.command == "simplify":

@@ -8,8 +8,9 @@ class ProgramError(ValueError):
 
     ``line`` and ``column`` (1-based) locate the problem in the text when it came
     from text; ``statement`` (0-based) names the statement when it came from
-    checking a program. ``str(error)`` reads ``line 3, column 7: unknown function
-    'sqr'`` or ``statement 2 (u = m / s): shape mismatch ...``.
+    checking a program (:func:`dsl.parse.locate` turns it into the line of the
+    text). ``str(error)`` reads ``line 3, column 7: unknown function 'sqr'``,
+    ``statement 2 (u = m / s): shape mismatch ...`` or ``line 5 (u = m / s): ...``.
     """
 
     def __init__(
@@ -35,8 +36,7 @@ class ProgramError(ValueError):
         if self.column is not None:
             where.append(f"column {self.column}")
         if self.statement is not None:
-            text = f"statement {self.statement}"
-            if self.source:
-                text += f" ({self.source})"
-            where.append(text)
+            where.append(f"statement {self.statement}")
+        if where and self.source:
+            where[-1] += f" ({self.source})"
         return f"{', '.join(where)}: {self.message}" if where else self.message

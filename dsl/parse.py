@@ -55,6 +55,24 @@ def parse(text: str, **hyperparameters: float) -> Program:
     return _Reader(text, hyperparameters).program()
 
 
+def locate(error: ProgramError, text: str) -> ProgramError:
+    """``error`` about statement k of the program parsed from ``text``, located by
+    the statement's line in the text (1-based) instead of its index.
+
+    >>> text = "def train(w, g, lr, t):\\n  # the rule\\n  u = g * lr\\n  return u\\n"
+    >>> str(locate(ProgramError("bad", statement=0, source="u = g * lr"), text))
+    'line 3 (u = g * lr): bad'
+    """
+    if error.statement is None or error.line is not None:
+        return error
+    lines = _lines(text)
+    start = next((i for i, ln in enumerate(lines) if ln.first_word in ("def", "def(")), None)
+    if start is None or start + 1 + error.statement >= len(lines):
+        return error
+    return ProgramError(error.message, line=lines[start + 1 + error.statement].number,
+                        source=error.source)
+
+
 class _Line:
     """One non-blank line: its number, indentation and tokens."""
 
@@ -116,6 +134,15 @@ class _Line:
         tok = self.peek()
         if tok is not None:
             self.fail(f"unexpected {tok[1]!r}", tok[2])
+
+    def one_function(self) -> None:
+        """The end of a statement's expression: a further operator is a nested expression."""
+        tok = self.peek()
+        if tok is not None and tok[0] == "op" and tok[1] in _ALLOWED_INFIX | set(_DISALLOWED):
+            inner = self.text[self.text.index("=") + 1 : tok[2] - 1].strip()
+            self.fail(f"one function per statement: assign `{inner}` to a variable first "
+                      f"(`x = {inner}`), then use x", tok[2])
+        self.done()
 
 
 def _tokenize(line: str, number: int, start: int) -> list[Token]:
@@ -356,7 +383,7 @@ class _Reader:
         if tok[1] not in _ALLOWED_INFIX:
             line.fail(f"expected an operator (+ - * /), found {tok[1]!r}", tok[2])
         right = self.arg(line)
-        line.done()
+        line.one_function()
         return Statement(target, ops.INFIX[tok[1]], (left, right))
 
     def call(self, line: _Line, target: str) -> Statement:
@@ -373,7 +400,7 @@ class _Reader:
             elif tok is not None and tok[1] != ")":
                 line.fail(f"expected ',' or ')', found {tok[1]!r}", tok[2])
         line.expect(")")
-        line.done()
+        line.one_function()
         op = ops.OPS[fn]
         if len(args) != op.arity:
             line.fail(

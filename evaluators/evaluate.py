@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Callable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -151,8 +152,41 @@ def _scored(task: Task, seeds: tuple[int, ...], metric, steps, ok, base: float, 
 
 def evaluate_all(
     program: Program, task_names: list[str], seeds: tuple[int, ...] = (0, 1),
-    *, baseline: str = BASELINE,
+    *, baseline: str = BASELINE, progress: Callable[[str], None] | None = None,
 ) -> tuple[list[EvalResult], float]:
-    """Evaluate on several tasks; return the results and the combined fitness."""
-    results = [evaluate(program, name, seeds, baseline=baseline) for name in task_names]
+    """Evaluate on several tasks; return the results and the combined fitness.
+
+    With ``progress``, each task is trained one seed at a time and a line is
+    reported per task and seed (the result is the same, to float rounding: each
+    seed's run does not depend on the others).
+    """
+    if progress is None:
+        results = [evaluate(program, name, seeds, baseline=baseline) for name in task_names]
+    else:
+        results = []
+        for name in task_names:
+            parts = []
+            for seed in _seeds(seeds):
+                r = evaluate(program, name, (seed,), baseline=baseline)
+                what = ("failed" if r.failed else f"metric {r.metrics[0]:.4g} (AdamW "
+                        f"{r.baseline:.4g})")
+                progress(f"{name} seed {seed}: {what}, {r.wall_time:.1f} s")
+                parts.append(r)
+            results.append(_merge(parts))
     return results, fit.combine(r.fitness for r in results)
+
+
+def _merge(parts: list[EvalResult]) -> EvalResult:
+    """One task's per-seed results as one result over all their seeds."""
+    metrics = tuple(m for r in parts for m in r.metrics)
+    error = next((r.error for r in parts if r.error), None)
+    diverged = any(r.diverged for r in parts)
+    bases = [r.baseline for r in parts]
+    base = float(np.mean(bases)) if all(b is not None for b in bases) else None
+    score = (fit.FAILED if error or diverged or base is None or None in metrics
+             else fit.task_score(float(np.mean(metrics)), base))
+    return EvalResult(task=parts[0].task, seeds=tuple(s for r in parts for s in r.seeds),
+                      metrics=metrics, steps=tuple(s for r in parts for s in r.steps),
+                      diverged=diverged, fitness=score, baseline=base, error=error,
+                      wall_time=sum(r.wall_time for r in parts),
+                      compile_time=sum(r.compile_time for r in parts))

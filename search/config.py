@@ -75,9 +75,13 @@ class SearchConfig(BaseModel):
     cpus_per_eval: float = Field(1.0, gt=0, description="CPUs Ray reserves per evaluation.")
     gpus_per_eval: float = Field(0.0, ge=0, description="GPUs Ray reserves per evaluation.")
     timeout_s: float = Field(
-        600.0, gt=0, description="An evaluation running longer is killed and recorded as failed.")
+        600.0, gt=0, description="An evaluation running longer is killed: an infrastructure "
+        "error (not the program's fitness), retried later.")
     retries: int = Field(
         2, ge=0, description="Retries of an evaluation whose worker or node was lost.")
+    max_infra_errors: int = Field(
+        3, ge=1, description="Consecutive infrastructure errors (an import error, missing data, "
+        "a lost worker, out of memory, a timeout) after which the search stops, checkpointed.")
     checkpoint_every: int = Field(10, ge=1, description="Write checkpoint.json every N results.")
     funnel_top: int = Field(
         0, ge=0, description="At the end, verify this many best programs on tiers B and C and "

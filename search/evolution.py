@@ -6,7 +6,9 @@ random, mutates the fittest; ``tell`` appends the child and drops the oldest.
 A round ends when its best has not improved for ``plateau`` results: the first
 ``restarts`` rounds start from the warm start (exploration), later ones from
 the best program found (exploitation). No JAX, no Ray: fitness comes from
-outside. The state, random generator included, round-trips through JSON.
+outside. A candidate whose evaluation could not run (an infrastructure error,
+not its fitness) is handed back with ``retry`` and asked again, same id, before
+anything new. The state, random generator included, round-trips through JSON.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class Evolution:
     best: Member | None = None
     warm_fitness: float | None = None
     told: int = 0
+    retries: list[Candidate] = field(default_factory=list)
 
     @staticmethod
     def start(cfg: SearchConfig, warm: Program) -> Evolution:
@@ -72,7 +75,10 @@ class Evolution:
     # --- ask / tell -------------------------------------------------------------
 
     def ask(self) -> Candidate:
-        """The next program to evaluate. The very first is the warm start itself."""
+        """The next program to evaluate. The very first is the warm start itself;
+        a candidate handed back by :meth:`retry` comes before anything new."""
+        if self.retries:
+            return self.retries.pop(0)
         cid = self.next_id
         self.next_id += 1
         if cid == 0:
@@ -85,6 +91,10 @@ class Evolution:
         child, mutation = (mutate(parent.program, self.rng, self.cfg.mutation, kinds)
                            if kinds else mutate(parent.program, self.rng, self.cfg.mutation))
         return Candidate(cid, parent.id if parent.id >= 0 else 0, child, mutation, self.round)
+
+    def retry(self, candidate: Candidate) -> None:
+        """Hand back a candidate whose evaluation could not run: asked again next."""
+        self.retries.append(candidate)
 
     def tell(self, candidate: Candidate, fitness: float) -> None:
         """Record ``candidate``'s fitness; may end the round and start the next."""
@@ -148,6 +158,8 @@ class Evolution:
             "since_improvement": self.since_improvement, "best": member(self.best),
             "warm_fitness": self.warm_fitness, "told": self.told,
             "rng": self.rng.bit_generator.state,
+            "retries": [{"id": c.id, "parent": c.parent, "source": c.program.to_source(),
+                         "mutation": c.mutation, "round": c.round} for c in self.retries],
         }
 
     @staticmethod
@@ -167,4 +179,6 @@ class Evolution:
             cfg, warm, rng, deque(member(d) for d in state["population"]), state["next_id"],
             state["round"], state["round_best"], state["since_improvement"],
             member(state["best"]), state["warm_fitness"], state["told"],
+            [Candidate(d["id"], d["parent"], parse(d["source"]), d["mutation"], d["round"])
+             for d in state.get("retries", [])],
         )

@@ -2,14 +2,23 @@
 
 A job is plain data (id, program source, tasks, seeds); a result is plain data
 too (fitness, per-task metrics, error, worker, timing). ``evaluate_job`` never
-raises: a crash is a failed result. Two executors share one interface:
+raises. A result is one of two kinds:
+
+- the program's own: a fitness, ``evaluators.FAILED`` when the program is
+  invalid on a task or its training diverges;
+- an *infrastructure error* (``"infra": True``, fitness ``None``): the
+  evaluation could not run for a reason that is not the program's (an import
+  error, missing data, a lost worker, out of memory, a timeout). It is no
+  fitness: the search neither caches it nor tells it to the proposer.
+
+Two executors share one interface:
 
 - :class:`SerialExecutor` runs jobs in-process, in submission order:
   deterministic, for tests and debugging;
 - :class:`RayExecutor` runs them on Ray, an embedded local instance by default
   or a cluster (``address`` or ``RAY_ADDRESS``), takes results as they complete,
   kills an evaluation that runs past its timeout, and retries one whose worker
-  or node was lost (``retries`` times) before recording it as failed.
+  or node was lost (``retries`` times) before reporting an infrastructure error.
 """
 
 from __future__ import annotations
@@ -59,28 +68,85 @@ def compile_cache_env(path: str | None) -> dict[str, str]:
     return {"JAX_COMPILATION_CACHE_DIR": path, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "1"}
 
 
-def failed_result(job: Job, error: str, wall: float = 0.0) -> Result:
-    return {"id": job["id"], "fitness": FAILED, "tasks": {}, "error": error,
+class ClusterError(RuntimeError):
+    """The Ray cluster cannot be joined (refused, unreachable, no token); one line."""
+
+
+def cluster_token() -> str | None:
+    """Where this machine holds a Ray authentication token (``RAY_AUTH_TOKEN``,
+    ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``, Ray's own order), or None."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return "RAY_AUTH_TOKEN"
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+    return path if os.path.isfile(path) else None
+
+
+def join_cluster(ray: Any, address: str, runtime_env: dict[str, Any]) -> None:
+    """``ray.init`` on a running cluster, sending the token where this machine has one.
+
+    ``ray start --head`` turns token authentication on when its machine holds a
+    token (Ray 2.59 and later), but a driver given an explicit address does not
+    send one unless ``RAY_AUTH_MODE=token``: the cluster then refuses it. So with
+    a token here and no mode chosen, token mode is set (a cluster without
+    authentication accepts such a driver as well). Failures become one line.
+    """
+    token = cluster_token()
+    if token and "RAY_AUTH_MODE" not in os.environ:
+        os.environ["RAY_AUTH_MODE"] = "token"
+    try:
+        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+    except Exception as e:  # ConnectionError, AuthenticationError, ValueError, ...
+        text = " ".join(str(e).split()) or type(e).__name__
+        if "auth" in text.lower() or "token" in text.lower():
+            hint = (f"the token in {token} is not the cluster's" if token else
+                    "this machine has no token: copy ~/.ray/auth_token from the head node")
+            text = f"{text[:200]} ({hint}; see docs/cluster.md)"
+        elif isinstance(e, ConnectionError):
+            text = (f"{text[:200]} (is `ray start --head` running there, and is the port "
+                    "open? see docs/cluster.md)")
+        raise ClusterError(f"cannot join the Ray cluster at {address}: {text}") from None
+
+
+def infra_result(job: Job, error: str, wall: float = 0.0) -> Result:
+    """An evaluation that could not run, through no fault of the program."""
+    return {"id": job["id"], "fitness": None, "infra": True, "tasks": {}, "error": error,
             "worker": f"{socket.gethostname()}:{os.getpid()}",
             "timing": {"wall_time": wall, "compile_time": 0.0}}
 
 
 def evaluate_job(job: Job) -> Result:
-    """Train the job's program on its tasks and seeds; never raises."""
-    start = time.perf_counter()
-    try:
-        from dsl import parse
-        from evaluators import evaluate_all
+    """Train the job's program on its tasks and seeds; never raises.
 
-        results, fitness = evaluate_all(parse(job["source"]), job["tasks"], tuple(job["seeds"]))
-        tasks = {r.task: {"fitness": r.fitness, "metrics": list(r.metrics), "steps": list(r.steps),
-                          "diverged": r.diverged, "error": r.error} for r in results}
-        return {"id": job["id"], "fitness": fitness, "tasks": tasks, "error": None,
+    A program that does not parse fails (``FAILED``); an exception while loading
+    or training a task is an infrastructure error naming the task.
+    """
+    start = time.perf_counter()
+    from dsl import ProgramError, parse
+
+    try:
+        program = parse(job["source"])
+    except ProgramError as e:
+        return {"id": job["id"], "fitness": FAILED, "tasks": {}, "error": str(e),
                 "worker": f"{socket.gethostname()}:{os.getpid()}",
-                "timing": {"wall_time": time.perf_counter() - start,
-                           "compile_time": sum(r.compile_time for r in results)}}
-    except Exception as e:  # a crash is a failed candidate, not the end of a search
-        return failed_result(job, f"{type(e).__name__}: {e}", time.perf_counter() - start)
+                "timing": {"wall_time": time.perf_counter() - start, "compile_time": 0.0}}
+    where = "loading the evaluators"
+    try:
+        from evaluators import evaluate
+        from evaluators.fitness import combine
+
+        results = []
+        for task in job["tasks"]:
+            where = task
+            results.append(evaluate(program, task, tuple(job["seeds"])))
+    except Exception as e:  # not the program's fault: never its fitness
+        return infra_result(job, f"{where}: {type(e).__name__}: {e}",
+                            time.perf_counter() - start)
+    tasks = {r.task: {"fitness": r.fitness, "metrics": list(r.metrics), "steps": list(r.steps),
+                      "diverged": r.diverged, "error": r.error} for r in results}
+    return {"id": job["id"], "fitness": combine(r.fitness for r in results), "tasks": tasks,
+            "error": None, "worker": f"{socket.gethostname()}:{os.getpid()}",
+            "timing": {"wall_time": time.perf_counter() - start,
+                       "compile_time": sum(r.compile_time for r in results)}}
 
 
 class SerialExecutor:
@@ -126,7 +192,7 @@ class RayExecutor:
         if not ray.is_initialized():
             address = address or os.environ.get("RAY_ADDRESS")
             if address:
-                ray.init(address=address, runtime_env=env, log_to_driver=False)
+                join_cluster(ray, address, env)
             else:
                 ray.init(num_cpus=max(1, int(workers * cpus_per_eval)), include_dashboard=False,
                          runtime_env=env, log_to_driver=False)
@@ -154,15 +220,16 @@ class RayExecutor:
                 try:
                     results.append(ray.get(ref))
                 except Exception as e:  # worker or node lost after the retries, cancelled
-                    results.append(failed_result(job, f"{type(e).__name__}: {e}"))
+                    results.append(infra_result(job, f"{type(e).__name__}: "
+                                                     f"{str(e).strip().splitlines()[-1]}"))
             now = time.monotonic()
             for ref, (job, started) in list(self.inflight.items()):
                 if now - started > self.timeout_s:
                     ray.cancel(ref, force=True)  # kills the worker process, not a thread
                     self.inflight.pop(ref)
-                    results.append(failed_result(
-                        job, f"timeout: still running after {self.timeout_s:.0f} s",
-                        now - started))
+                    results.append(infra_result(
+                        job, f"timeout: still running after {self.timeout_s:.0f} s "
+                             "(raise timeout_s for slow machines)", now - started))
         return results
 
     def shutdown(self) -> None:

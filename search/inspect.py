@@ -15,8 +15,8 @@ from typing import Any
 import networkx as nx
 
 from search.evolution import FAILED
-from search.funnel import top_programs
-from search.rundir import RunDir
+from search.loop import failure_message
+from search.rundir import RunDir, RunProgram
 
 
 def lineage_graph(records: list[dict[str, Any]]) -> nx.DiGraph:
@@ -51,29 +51,59 @@ def diff(source: str, warm_source: str) -> str:
 
 
 def report(run: RunDir, top: int = 3, program_id: int | None = None) -> str:
-    records = list(run.history())
+    """The run's best programs (or program ``program_id``): fitness per task, the
+    program without dead code, its diff against the warm start, its lineage."""
+    records = [r for r in run.history() if not r.get("infra")]
     if not records:
-        return f"{run.path}: no program recorded yet"
+        return f"{run.path}: no program evaluated yet"
     warm = records[0]["source"]
-    chosen = ([r for r in records if r["id"] == program_id] if program_id is not None
-              else top_programs(run, top))
-    if program_id is not None and not chosen:
-        raise KeyError(f"no program {program_id} in {run.history_path}")
+    chosen = [run.program(program_id)] if program_id is not None else run.top(top)
     lines = [f"{run.path}: {len(records)} programs, "
              f"{sum(not r['cached'] for r in records)} evaluated"]
-    for rec in chosen:
-        lines.append(f"\nprogram {rec['id']}  fitness {rec['fitness']:+.4f}  round {rec['round']}")
-        for task, t in sorted(rec.get("tasks", {}).items()):
-            lines.append(f"  {task}: fitness {t['fitness']:+.4f}, metrics {t['metrics']}")
-        lines.append(rec["source"].rstrip())
-        lines.append("diff against the warm start:")
-        lines.append(diff(rec["source"], warm).rstrip() or "  (none)")
-        lines.append("lineage:")
-        for step in lineage(records, rec["id"]):
-            m = step["mutation"]
-            what = m["kind"] + (f": {m['statement']}" if "statement" in m else "")
-            lines.append(f"  {step['id']:>6} {step['fitness']:+.4f}  {what}")
+    if not chosen:
+        lines.append("no program finished without failing")
+    for found in chosen:
+        lines.extend(_describe(found, records, warm))
+    errors = error_summary(run)
+    if errors:
+        lines.append("\nmost frequent errors:")
+        lines.extend(f"  {n:>5} x {message}" for message, n in errors)
     return "\n".join(lines)
+
+
+def _describe(found: RunProgram, records: list[dict[str, Any]], warm: str) -> list[str]:
+    rec = found.record
+    fitness = "failed" if found.failed else f"{found.fitness:+.4f}"
+    lines = [f"\nprogram {found.id}  fitness {fitness}  round {found.round}"]
+    for task, t in sorted(rec.get("tasks", {}).items()):
+        lines.append(f"  {task}: fitness {t['fitness']:+.4f}, metrics {t['metrics']}")
+    source = found.program.to_source()
+    lines.append(source.rstrip())
+    dead = len(found.genome.statements) - len(found.program.statements)
+    if dead:
+        lines.append(f"({dead} dead statement{'s' * (dead > 1)} not shown; history.jsonl "
+                     "keeps the genome as evaluated)")
+    lines.append("diff against the warm start:")
+    lines.append(diff(source, warm).rstrip() or "  (none)")
+    lines.append("lineage:")
+    for step in lineage(records, found.id):
+        m = step["mutation"]
+        what = m["kind"] + (f": {m['statement']}" if "statement" in m else "")
+        lines.append(f"  {step['id']:>6} {step['fitness']:+.4f}  {what}")
+    return lines
+
+
+def error_summary(run: RunDir, k: int = 5) -> list[tuple[str, int]]:
+    """The ``k`` most frequent reasons programs failed or could not be evaluated,
+    with their counts (cache answers not counted again)."""
+    counts: dict[str, int] = {}
+    for rec in run.history():
+        message = None if rec["cached"] else failure_message(rec)
+        if message:
+            prefix = "infrastructure: " if rec.get("infra") else ""
+            key = prefix + message.splitlines()[0][:200]
+            counts[key] = counts.get(key, 0) + 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
 
 
 def _save(fig, path: Path, written: list[Path]) -> None:
@@ -92,7 +122,7 @@ def plot(run: RunDir) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = [r for r in run.history() if not r["cached"]]
+    records = run.evaluated()
     written = []
     fig, ax = plt.subplots(figsize=(7, 4))
     for rnd in sorted({r["round"] for r in records}):
@@ -112,16 +142,17 @@ def plot(run: RunDir) -> list[Path]:
     funnel_path = run.path / "funnel.json"
     if funnel_path.exists():
         rows = json.loads(funnel_path.read_text())["rows"]
+        run_tiers = [t for t in ("B", "C", "held_out") if any(t in r["tiers"] for r in rows)]
+        tiers = ["search"] + run_tiers  # never a tier that no program was run on
         fig, ax = plt.subplots(figsize=(7, 4))
-        tiers = ["search", "B", "C", "held_out"]
         for row in rows:
             values = [row["search_fitness"]] + [row["tiers"].get(t, {}).get("fitness")
-                                                for t in tiers[1:]]
-            xs = [i for i, v in enumerate(values) if v is not None]
+                                                for t in run_tiers]
+            xs = [i for i, v in enumerate(values) if v is not None and v > FAILED]
             ax.plot(xs, [values[i] for i in xs], marker="o", label=f"program {row['id']}")
         ax.set_xticks(range(len(tiers)), tiers)
-        ax.axhline(0.0, color="gray", lw=0.8, ls="--")
-        ax.set_ylabel("fitness against AdamW")
+        ax.axhline(0.0, color="gray", lw=0.8, ls="--", label="AdamW warm start")
+        ax.set_ylabel("fitness against the AdamW warm start")
         ax.legend(fontsize=8)
         _save(fig, run.path / "funnel.png", written)
     return written

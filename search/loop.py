@@ -3,6 +3,13 @@
 Resuming reads the checkpoint, then tells the proposer every result the
 history holds beyond it, so a search killed at any point loses only the
 evaluations that were in flight.
+
+A search that cannot work says so at once: the warm start is evaluated alone
+first, and if it fails on a task the search stops (:class:`SearchStopped`)
+before anything else is spent. An infrastructure error (the evaluation could
+not run: see :mod:`search.executor`) is recorded in the history but never
+cached nor told as a fitness; the candidate is asked again, and after
+``max_infra_errors`` in a row the search stops, checkpointed.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from typing import Any
 from dsl import Program, ProgramError, library, parse
 from search.cache import Cache
 from search.config import SearchConfig
-from search.evolution import Candidate, Evolution
+from search.evolution import FAILED, Candidate, Evolution
 from search.rundir import RunDir, RunDirError
 
 #: Proposals allowed per evaluation before the search stops looking for new programs.
@@ -52,10 +59,32 @@ class Stats:
     best: float | None
     round: int
     exploring: bool
+    failed: int = 0
+    infra: int = 0
 
     @property
     def rate(self) -> float:
         return self.evaluated / self.elapsed if self.elapsed > 0 else 0.0
+
+
+class SearchStopped(Exception):
+    """A search that cannot go on (its warm start fails, or the infrastructure does);
+    the message is one line naming the task and the error."""
+
+
+def failure_message(record: dict[str, Any]) -> str | None:
+    """Why a history record failed, on one line (None if it did not): an
+    infrastructure error, or the first task the program was invalid on or diverged on."""
+    if record.get("infra") or record.get("error"):
+        return record["error"]
+    if record["fitness"] is None or record["fitness"] > FAILED:
+        return None
+    for task, t in sorted(record.get("tasks", {}).items()):
+        if t.get("error"):
+            return f"{task}: {t['error']}"
+        if t.get("diverged"):
+            return f"{task}: training diverged"
+    return "failed"
 
 
 class Search:
@@ -69,11 +98,14 @@ class Search:
         if state is None:
             self.evo, self.cache = Evolution.start(cfg, self.warm), Cache()
             self.evaluated = self.proposals = self.lines = 0
+            self.failed = self.infra = 0
         else:
             self.evo = Evolution.from_state(cfg, self.warm, state["evolution"])
             self.cache = Cache.from_state(state["cache"])
             self.evaluated, self.proposals = state["evaluated"], state["proposals"]
             self.lines = state["history_lines"]
+            self.failed, self.infra = state.get("failed", 0), state.get("infra", 0)
+        self.infra_streak = 0
         self._replay()
 
     def _replay(self) -> None:
@@ -86,39 +118,52 @@ class Search:
             program = parse(rec["source"])
             cand = Candidate(rec["id"], rec["parent"], program, rec["mutation"], rec["round"])
             keys = (rec["structural_hash"], rec["fingerprint"])
+            self.lines = n + 1
+            if rec.get("infra"):
+                self.infra += 1
+                self.evo.retry(cand)
+                continue
+            self.evo.retries = [c for c in self.evo.retries if c.id != cand.id]
             if not rec["cached"]:
                 self.cache.store(keys, {"fitness": rec["fitness"], "id": rec["id"]})
                 self.evaluated += 1
+                self.failed += rec["fitness"] <= FAILED
             self.proposals += 1
             self.evo.tell(cand, rec["fitness"])
-            self.lines = n + 1
         self.evo.next_id = max(self.evo.next_id, last + 1)
 
     def checkpoint(self) -> None:
         self.run.write_checkpoint({
             "version": 1, "evolution": self.evo.state_dict(), "cache": self.cache.state_dict(),
             "evaluated": self.evaluated, "proposals": self.proposals,
-            "history_lines": self.lines,
+            "history_lines": self.lines, "failed": self.failed, "infra": self.infra,
         })
 
     def _record(self, cand: Candidate, keys: tuple[str, str], result: dict[str, Any],
                 cached_from: int | None) -> None:
+        infra = bool(result.get("infra"))
         self.run.append({
             "id": cand.id, "parent": cand.parent, "round": cand.round,
             "mutation": cand.mutation, "source": cand.program.to_source(),
             "structural_hash": keys[0], "fingerprint": keys[1],
             "cached": cached_from is not None, "cached_from": cached_from,
-            "fitness": result["fitness"], "tasks": result.get("tasks", {}),
-            "error": result.get("error"), "worker": result.get("worker"),
+            "fitness": None if infra else result["fitness"], "infra": infra,
+            "tasks": result.get("tasks", {}), "error": result.get("error"),
+            "worker": result.get("worker"),
             "timing": result.get("timing", {}) | {"finished_at": time.time()},
         })
         self.lines += 1
-        self.evo.tell(cand, result["fitness"])
+        if infra:
+            self.evo.retry(cand)
+        else:
+            self.evo.tell(cand, result["fitness"])
 
     def _fill(self) -> None:
         cfg = self.cfg
         cap = MAX_PROPOSALS_PER_EVAL * cfg.max_evals
-        while (self.executor.pending < cfg.workers and self.proposals < cap
+        # The warm start runs alone: if it cannot be evaluated, nothing else is spent.
+        width = cfg.workers if self.evo.warm_fitness is not None else 1
+        while (self.executor.pending < width and self.proposals < cap
                and self.evaluated + self.executor.pending < cfg.max_evals):
             cand = self.evo.ask()
             self.proposals += 1
@@ -134,35 +179,72 @@ class Search:
     def run_until_done(self, progress: Callable[[Stats], None] | None = None) -> Evolution:
         """Run to ``max_evals`` evaluations; checkpoint every N results and at the end.
 
-        On KeyboardInterrupt, in-flight work is abandoned, the checkpoint is
+        Raises :class:`SearchStopped` (checkpointed) when the warm start fails or
+        ``max_infra_errors`` infrastructure errors come in a row. On
+        KeyboardInterrupt, in-flight work is abandoned, the checkpoint is
         written, and the interrupt propagates.
         """
         start = time.perf_counter()
         try:
+            self._check_warm_start()
             while True:
                 self._fill()
                 if not self.executor.pending:
                     break
                 for result in self.executor.wait():
                     cand, keys = self.inflight.pop(result["id"])
-                    self.cache.store(keys, {"fitness": result["fitness"], "id": cand.id})
                     self._record(cand, keys, result, cached_from=None)
+                    if result.get("infra"):
+                        self.infra += 1
+                        self.infra_streak += 1
+                        continue
+                    self.infra_streak = 0
+                    self.cache.store(keys, {"fitness": result["fitness"], "id": cand.id})
                     self.evaluated += 1
+                    self.failed += result["fitness"] <= FAILED
                     if self.evaluated % self.cfg.checkpoint_every == 0:
                         self.checkpoint()
                 if progress:
                     progress(self.stats(time.perf_counter() - start))
+                self._check_warm_start()
+                if self.infra_streak >= self.cfg.max_infra_errors:
+                    raise SearchStopped(
+                        f"{self.infra_streak} infrastructure errors in a row (not the programs' "
+                        f"fault), the last: {self._last_infra_error()}")
         finally:
             self.executor.shutdown()
             self.inflight.clear()
             self.checkpoint()
         return self.evo
 
+    def _check_warm_start(self) -> None:
+        """Stop if the warm start failed on a task, or its evaluation could not run (a
+        resumed search evaluates it again first)."""
+        if self.evo.warm_fitness is not None and self.evo.warm_fitness > FAILED:
+            return
+        if self.evo.warm_fitness is None and not self.infra_streak:
+            return  # not evaluated yet
+        warm = [r for r in self.run.history() if r["mutation"].get("kind") == "warm_start"]
+        if not warm:
+            return
+        if warm[-1].get("infra"):
+            raise SearchStopped(f"the warm start could not be evaluated: {warm[-1]['error']}")
+        raise SearchStopped(f"the warm start {self.cfg.warm_start!r} fails, so no program can "
+                            f"be judged: {failure_message(warm[-1])}")
+
+    def _last_infra_error(self) -> str:
+        last = None
+        for rec in self.run.history():
+            if rec.get("infra"):
+                last = rec["error"]
+        return str(last)
+
     def stats(self, elapsed: float) -> Stats:
         best = self.evo.best
         return Stats(self.evaluated, self.proposals, self.cfg.max_evals, elapsed,
                      self.cache.hit_rate, None if best is None else best.fitness,
-                     self.evo.round, self.evo.exploring)
+                     self.evo.round, self.evo.exploring, self.failed, self.infra)
 
 
-__all__ = ["RunDirError", "Search", "Stats", "load_program"]
+__all__ = ["RunDirError", "Search", "SearchStopped", "Stats", "failure_message",
+           "load_program"]

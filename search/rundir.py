@@ -7,7 +7,14 @@
 - ``checkpoint.json``: the proposer, the cache index and the counters, written
   atomically (a temporary file, then a rename) every N results and at exit.
 
-No pickle: everything is JSON a person can read.
+No pickle: everything is JSON a person can read. A run is read from Python
+with :meth:`RunDir.best`, :meth:`RunDir.top` and :meth:`RunDir.program`:
+
+>>> import tempfile
+>>> from search.config import SearchConfig
+>>> run = RunDir.create(tempfile.mkdtemp() + "/run", SearchConfig())
+>>> run.best() is None  # nothing evaluated yet
+True
 """
 
 from __future__ import annotations
@@ -15,12 +22,45 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from dsl import Program, graph, parse
 from search.config import SearchConfig
+from search.evolution import FAILED
+
+
+@dataclass(frozen=True)
+class RunProgram:
+    """One evaluated program of a run.
+
+    ``program`` is what a person reads and exports: the genome with its dead
+    statements and states removed (the same update rule); ``genome`` is the
+    program exactly as the search evaluated it (the history keeps it).
+    """
+
+    id: int
+    fitness: float
+    round: int
+    parent: int | None
+    genome: Program
+    program: Program
+    tasks: dict[str, float]
+    record: dict[str, Any]
+
+    @staticmethod
+    def from_record(record: dict[str, Any]) -> RunProgram:
+        genome = parse(record["source"])
+        return RunProgram(record["id"], record["fitness"], record["round"], record["parent"],
+                          genome, graph.remove_dead(genome),
+                          {t: v["fitness"] for t, v in record.get("tasks", {}).items()}, record)
+
+    @property
+    def failed(self) -> bool:
+        return self.fitness <= FAILED
 
 
 class RunDirError(ValueError):
@@ -75,6 +115,40 @@ class RunDir:
                     if rest.strip():
                         raise RunDirError(f"{self.history_path}: line {n} is not JSON") from None
                     return  # a torn final line: the write was interrupted
+
+    def evaluated(self) -> list[dict[str, Any]]:
+        """The records of programs actually evaluated: not cache answers, not
+        infrastructure errors (a retried program's later record is kept)."""
+        return [r for r in self.history() if not r["cached"] and not r.get("infra")]
+
+    def top(self, k: int = 3) -> list[RunProgram]:
+        """The ``k`` best distinct programs (one per fingerprint), best first;
+        failed ones never."""
+        best: dict[str, dict[str, Any]] = {}
+        for rec in self.evaluated():
+            if rec["fitness"] <= FAILED:
+                continue
+            kept = best.get(rec["fingerprint"])
+            if kept is None or rec["fitness"] > kept["fitness"]:
+                best[rec["fingerprint"]] = rec
+        ranked = sorted(best.values(), key=lambda r: (-r["fitness"], r["id"]))[:k]
+        return [RunProgram.from_record(r) for r in ranked]
+
+    def best(self) -> RunProgram | None:
+        """The run's best program so far (None until one finished without failing)."""
+        top = self.top(1)
+        return top[0] if top else None
+
+    def program(self, program_id: int) -> RunProgram:
+        """Program ``program_id`` of the run (a cache answer reads its original's result)."""
+        records = {r["id"]: r for r in self.history() if not r.get("infra")}
+        if program_id not in records:
+            raise RunDirError(f"{self.history_path}: no evaluated program with id {program_id}"
+                              f" (ids 0 to {max(records, default=-1)})")
+        rec = records[program_id]
+        if rec["cached"] and rec.get("cached_from") in records:
+            rec = rec | {"tasks": records[rec["cached_from"]].get("tasks", {})}
+        return RunProgram.from_record(rec)
 
     def write_checkpoint(self, state: dict[str, Any]) -> None:
         tmp = self.checkpoint_path.with_suffix(".json.tmp")

@@ -139,7 +139,7 @@ def test_export_from_a_run_directory_and_no_overwrite(tmp_path) -> None:
     assert again.returncode == 2 and "exists; pass --force" in again.stderr
     assert (tmp_path / "d" / "found.py").read_text() == text
     empty = run_cli("export", str(tmp_path), "--name", "x", "--out", str(tmp_path / "d"))
-    assert empty.returncode == 2 and "no best program yet" in empty.stderr
+    assert empty.returncode == 2 and "is not a run directory: no config.json" in empty.stderr
 
 
 def test_search_then_funnel_end_to_end(tmp_path) -> None:
@@ -182,3 +182,114 @@ def test_search_simplify_export_then_train_with_the_export(tmp_path) -> None:
                                                                           val)
     start = task.metric(jax.tree.map(lambda p: p[0], params), tuple(map(jnp.asarray, val)))
     assert bool(ok[0]) and float(metric[0]) < 0.5 * float(start)
+
+
+def test_a_search_whose_tasks_cannot_load_stops_at_once(tmp_path) -> None:
+    """A missing package (here a stand-in mnist1d that fails to import): exit 1 within
+    seconds, the error on one line, nothing but the warm start spent, nothing cached."""
+    import json
+    import os
+    import time
+
+    fake = tmp_path / "site" / "mnist1d"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'mnist1d'\")\n")
+    env = os.environ | {"PYTHONPATH": str(tmp_path / "site")}
+    start = time.monotonic()
+    r = subprocess.run([sys.executable, "run_search.py", "--serial", "--run-dir",
+                        str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert r.returncode == 1, r.stderr
+    assert time.monotonic() - start < 60
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: search stopped: the warm start could not be evaluated: "
+                      "mlp_mnist1d/A: ModuleNotFoundError: No module named 'mnist1d'"]
+    assert "Traceback" not in r.stderr and "--resume" in r.stderr
+    (record,) = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").open()]
+    assert record["infra"] and record["fitness"] is None
+    cache = json.loads((tmp_path / "run" / "checkpoint.json").read_text())["cache"]
+    assert cache["results"] == {}
+
+
+def test_a_run_read_by_id_from_the_command_line_and_from_python(tmp_path) -> None:
+    from search.rundir import RunDir
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("tasks: [quadratic/A]\nseeds: [0]\npopulation: 4\n")
+    r = run_cli("--config", str(cfg), "--serial", "--max-evals", "6", "--run-dir",
+                str(tmp_path / "run"))
+    assert r.returncode == 0, r.stderr
+    assert "| failed 0 | infra errors 0 |" in r.stdout
+    run = RunDir(tmp_path / "run")
+    best = run.best()
+    assert best.fitness == max(rec.fitness for rec in run.top(10))
+    assert best.program.to_source() in r.stdout  # printed without dead code
+    assert [p.id for p in run.top(2)] == sorted((p.id for p in run.top(2)),
+                                                key=lambda i: -run.program(i).fitness)
+    assert run.program(0).record["mutation"] == {"kind": "warm_start"}
+    exported = run_cli("export", str(tmp_path / "run"), "--id", "0", "--name", "w", "--out",
+                       str(tmp_path / "d"))
+    assert exported.returncode == 0, exported.stderr
+    assert "program 0 (fitness +0.0000)" in (tmp_path / "d" / "w.py").read_text()
+    missing = run_cli("export", str(tmp_path / "run"), "--id", "99", "--name", "w", "--out",
+                      str(tmp_path / "e"))
+    assert missing.returncode == 2 and "no evaluated program with id 99" in missing.stderr
+    not_run = run_cli("export", "lion", "--id", "3", "--name", "w", "--out", str(tmp_path / "e"))
+    assert not_run.returncode == 2 and "only a run directory has program ids" in not_run.stderr
+    simplified = run_cli("simplify", str(tmp_path / "run"), "--id", "0", "--tolerance", "0.5")
+    assert simplified.returncode == 0, simplified.stderr
+    assert "simplifying on quadratic/A (seeds 0)" in simplified.stdout  # the run's own tasks
+    shown = run_cli("inspect", str(tmp_path / "run"), "--id", "0")
+    assert shown.returncode == 0 and "program 0  fitness +0.0000" in shown.stdout
+
+
+def test_every_subcommand_help_shows_its_defaults() -> None:
+    for args, default in [(["funnel", "--help"], "(default: 3)"),
+                          (["simplify", "--help"], "(default: 0.01)"),
+                          (["export", "--help"], "(default: discovered)"),
+                          (["check", "--help"], "(default: (256, 128))"),
+                          (["--help"], "default: 160, or the config's")]:
+        r = run_cli(*args)
+        assert r.returncode == 0 and default in " ".join(r.stdout.split()), (args, r.stdout)
+
+
+def test_library_tasks_and_functions_list_what_they_hold(capsys) -> None:
+    assert run_search.main(["library"]) == 0
+    out = capsys.readouterr().out
+    assert "Lion (Chen et al. 2023, Program 1), as optax.lion" in out
+    assert "hyperparameters: b1=0.9, b2=0.99, weight_decay=0.001; states: m" in out
+    assert run_search.main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    assert "mlp_mnist1d/A" in out and "(held out: never searched on)" in out
+    assert run_search.main(["functions"]) == 0
+    out = capsys.readouterr().out
+    assert "a + b" in out and len(out.splitlines()) >= 50
+
+
+def test_abstract_errors_name_the_line_and_nested_expressions_are_explained(tmp_path,
+                                                                         capsys) -> None:
+    f = tmp_path / "shape.dsl"
+    f.write_text("# a comment\ndef train(w, g, lr, t):\n  r = factor_row(g)\n"
+                 "  # another\n  u = r * g\n  u = u * lr\n  return u\n")
+    assert run_search.main(["check", str(f), "--shape", "256x128"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {f}: line 5 (u = r * g): ")
+    f.write_text("def train(w, g, lr, t, m):\n  update = sign(m) * lr\n  return update, m\n")
+    assert run_search.main(["check", str(f)]) == 2
+    assert "line 2, column 20: one function per statement: assign `sign(m)` to a variable " \
+           "first" in capsys.readouterr().err
+
+
+def test_check_warns_when_the_update_never_reads_lr(tmp_path, capsys) -> None:
+    f = tmp_path / "nolr.dsl"
+    f.write_text("def train(w, g, lr, t):\n  u = sign(g)\n  return u\n")
+    assert run_search.main(["check", str(f)]) == 0
+    assert "warning: " in capsys.readouterr().err
+    assert run_search.main(["check", "lion"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_output_piped_into_head_prints_no_traceback() -> None:
+    r = subprocess.run(f"{sys.executable} run_search.py functions | head -1", shell=True,
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert len(r.stdout.splitlines()) == 1 and r.stderr == ""

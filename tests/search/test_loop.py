@@ -72,7 +72,7 @@ def test_same_seed_same_history_and_golden(tmp_path) -> None:
     assert digest == GOLDEN, digest
 
 
-GOLDEN = "9fc29a8a25a6720f"
+GOLDEN = "57a47cba4ad1d3dd"  # records gained "infra": false; otherwise as before
 
 
 def test_real_evaluator_is_deterministic(tmp_path) -> None:
@@ -111,3 +111,90 @@ def test_sigkill_then_resume_loses_nothing_but_in_flight_work(tmp_path) -> None:
     assert len(ids) == len(set(ids))  # no duplicate ids
     assert after[: len(before)] == before[: len(after)]  # nothing written was lost
     assert sum(not r["cached"] for r in after) == 40  # every evaluation accounted for
+
+
+def flaky(broken_ids: set[int], error: str = "mlp_mnist1d/A: ModuleNotFoundError: x"):
+    """``numpy_evaluate``, except that jobs whose id is in ``broken_ids`` (emptied as
+    they are hit once) come back as infrastructure errors."""
+    def evaluate(job):
+        if job["id"] in broken_ids:
+            broken_ids.discard(job["id"])
+            return {"id": job["id"], "fitness": None, "infra": True, "tasks": {},
+                    "error": error, "worker": "test", "timing": {}}
+        return numpy_evaluate(job)
+    return evaluate
+
+
+def test_a_warm_start_that_cannot_run_stops_before_anything_else(tmp_path) -> None:
+    import pytest
+
+    from search.loop import SearchStopped
+
+    cfg = small_config(workers=3)
+    run = RunDir.create(tmp_path / "run", cfg)
+    submitted = []
+
+    def evaluate(job):
+        submitted.append(job["id"])
+        return flaky({job["id"]}, "mlp_mnist1d/A: ModuleNotFoundError: No module named 'x'")(job)
+
+    with pytest.raises(SearchStopped, match="warm start could not be evaluated: mlp_mnist1d/A: "
+                                            "ModuleNotFoundError: No module named 'x'"):
+        Search(cfg, run, SerialExecutor(evaluate)).run_until_done()
+    assert submitted == [0]  # nothing spent beyond the warm start
+    (record,) = run.history()
+    assert record["infra"] and record["fitness"] is None
+    state = run.checkpoint()
+    assert state["cache"]["results"] == {} and state["cache"]["by_structure"] == {}
+    assert state["infra"] == 1 and state["evaluated"] == 0
+    # Fixed, then resumed: the warm start is evaluated again, with its own id.
+    Search(cfg, run, SerialExecutor(numpy_evaluate)).run_until_done()
+    records = list(run.history())
+    assert [r["id"] for r in records[:2]] == [0, 0]
+    assert records[1]["mutation"] == {"kind": "warm_start"} and not records[1]["infra"]
+    assert sum(not r["cached"] and not r["infra"] for r in records) == 30
+
+
+def test_a_warm_start_that_fails_on_a_task_stops_the_search(tmp_path) -> None:
+    import pytest
+
+    from search.loop import SearchStopped
+
+    def evaluate(job):
+        return {"id": job["id"], "fitness": -1e9, "error": None, "worker": "t", "timing": {},
+                "tasks": {"quadratic/A": {"fitness": -1e9, "diverged": True, "error": None}}}
+
+    cfg = small_config()
+    run = RunDir.create(tmp_path / "run", cfg)
+    with pytest.raises(SearchStopped, match="quadratic/A: training diverged"):
+        Search(cfg, run, SerialExecutor(evaluate)).run_until_done()
+    assert len(list(run.history())) == 1
+
+
+def test_infrastructure_errors_are_retried_never_cached_and_stop_when_in_a_row(tmp_path) -> None:
+    import pytest
+
+    from search.loop import SearchStopped
+
+    cfg = small_config()
+    run = RunDir.create(tmp_path / "a", cfg)
+    search = Search(cfg, run, SerialExecutor(flaky({3, 7, 11})))  # apart: the search goes on
+    search.run_until_done()
+    records = list(run.history())
+    infra = [r for r in records if r["infra"]]
+    assert [r["id"] for r in infra] == [3, 7, 11] and search.infra == 3
+    for r in infra:  # each retried with the same program, and then judged
+        again = [x for x in records if x["id"] == r["id"] and not x["infra"]]
+        assert len(again) == 1 and again[0]["source"] == r["source"]
+    assert sum(not r["cached"] and not r["infra"] for r in records) == 30
+    cached = search.cache.state_dict()["results"].values()
+    assert all(v["fitness"] is not None for v in cached)  # an infrastructure error is no result
+
+    def lost_after_4(job):  # a worker that breaks for good after program 3
+        return flaky({job["id"]} if job["id"] >= 4 else set(), "boom")(job)
+
+    run = RunDir.create(tmp_path / "b", cfg)
+    with pytest.raises(SearchStopped, match=r"3 infrastructure errors in a row.*the last: boom"):
+        Search(cfg, run, SerialExecutor(lost_after_4)).run_until_done()
+    assert [r["id"] for r in run.history() if r["infra"]] == [4, 5, 4]  # 2 in flight; 4 retried
+    assert run.checkpoint()["infra"] == 3 and run.checkpoint()["evaluated"] == 4
