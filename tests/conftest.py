@@ -13,3 +13,9 @@ from hypothesis import settings
 settings.register_profile("repeatable", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption("--module", action="append", metavar="PATH",
+                     help="also hold this exported optimizer module (a .py file) to the "
+                          "contract of tests/discovered/test_contract.py; repeatable")

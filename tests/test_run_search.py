@@ -149,6 +149,8 @@ def test_search_then_funnel_end_to_end(tmp_path) -> None:
                 str(tmp_path / "run"))
     assert r.returncode == 0, r.stderr
     assert "held out" in r.stdout and (tmp_path / "run" / "funnel.json").exists()
+    assert "quadratic/B seed 0: metric" in r.stdout  # progress inside a tier
+    assert "columns: fitness = log(AdamW metric / metric)" in r.stdout
     bad = run_cli("funnel", str(tmp_path / "run"), "--held-out", "mlp_mnist1d/A", timeout=60)
     assert bad.returncode == 2 and "is not a held-out task" in bad.stderr
 
@@ -293,3 +295,18 @@ def test_output_piped_into_head_prints_no_traceback() -> None:
     r = subprocess.run(f"{sys.executable} run_search.py functions | head -1", shell=True,
                        cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert len(r.stdout.splitlines()) == 1 and r.stderr == ""
+
+
+def test_export_writes_under_the_current_folder_and_the_contract_can_hold_it(tmp_path) -> None:
+    r = subprocess.run([sys.executable, str(ROOT / "run_search.py"), "export", "lion", "--name",
+                        "found"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "discovered" / "found.py").is_file()
+    assert not (ROOT / "discovered" / "found.py").exists()
+    held = subprocess.run([sys.executable, "-m", "pytest", "-o", "addopts=", "-q", "-p",
+                           "no:cacheprovider",
+                           "tests/discovered/test_contract.py", "-k", "parity or contained",
+                           "--module", str(tmp_path / "discovered" / "found.py")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert held.returncode == 0, held.stdout[-2000:]
+    assert "6 passed" in held.stdout  # lion, adafactor, and the export: 2 tests each
