@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -81,30 +82,62 @@ def cluster_token() -> str | None:
     return path if os.path.isfile(path) else None
 
 
-def join_cluster(ray: Any, address: str, runtime_env: dict[str, Any]) -> None:
-    """``ray.init`` on a running cluster, sending the token where this machine has one.
+def cluster_auth_env() -> None:
+    """Before Ray is imported: send the token this machine holds.
 
     ``ray start --head`` turns token authentication on when its machine holds a
-    token (Ray 2.59 and later), but a driver given an explicit address does not
-    send one unless ``RAY_AUTH_MODE=token``: the cluster then refuses it. So with
-    a token here and no mode chosen, token mode is set (a cluster without
-    authentication accepts such a driver as well). Failures become one line.
+    token (Ray 2.59 and later), but a driver given an explicit address sends none
+    unless ``RAY_AUTH_MODE=token``, and the cluster refuses it. So with a token
+    here and no mode chosen, token mode is set (a cluster without authentication
+    accepts such a driver as well).
     """
-    token = cluster_token()
-    if token and "RAY_AUTH_MODE" not in os.environ:
+    if cluster_token() and "RAY_AUTH_MODE" not in os.environ:
         os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def probe(address: str, timeout_s: float = 5.0) -> None:
+    """Fail at once, in one line, when nothing listens at ``address`` (HOST:PORT or
+    ray://HOST:PORT): Ray itself retries for minutes."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"--address {address!r}: expected HOST:PORT, e.g. 10.0.0.1:6379")
     try:
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
-    except Exception as e:  # ConnectionError, AuthenticationError, ValueError, ...
-        text = " ".join(str(e).split()) or type(e).__name__
-        if "auth" in text.lower() or "token" in text.lower():
-            hint = (f"the token in {token} is not the cluster's" if token else
-                    "this machine has no token: copy ~/.ray/auth_token from the head node")
-            text = f"{text[:200]} ({hint}; see docs/cluster.md)"
-        elif isinstance(e, ConnectionError):
-            text = (f"{text[:200]} (is `ray start --head` running there, and is the port "
-                    "open? see docs/cluster.md)")
-        raise ClusterError(f"cannot join the Ray cluster at {address}: {text}") from None
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise ClusterError(f"cannot join the Ray cluster at {address}: nothing answers there "
+                           f"({e.strerror or type(e).__name__}); is `ray start --head "
+                           f"--port={port}` running on {host}? See docs/cluster.md") from None
+
+
+def join_cluster(ray: Any, address: str, runtime_env: dict[str, Any]) -> None:
+    """``ray.init`` on a running cluster (after :func:`cluster_auth_env`). Ray's own
+    retry warnings are kept off the terminal; a failure becomes a
+    :class:`ClusterError` of one line that says whether the token was refused."""
+    probe(address)
+    with tempfile.TemporaryFile() as log:
+        saved = os.dup(2)
+        os.dup2(log.fileno(), 2)  # Ray's C++ warnings, one a second while it retries
+        try:
+            ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+            return
+        except Exception as e:  # ConnectionError, AuthenticationError, ValueError, ...
+            error = " ".join(str(e).split())[:300] or type(e).__name__
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        log.seek(0)
+        refused = b"InvalidAuthToken" in log.read()
+    token = cluster_token()
+    if refused:
+        why = (f"the cluster refused this machine's token ({token}); use the head node's "
+               "~/.ray/auth_token" if token and os.environ.get("RAY_AUTH_MODE") == "token"
+               else "the cluster wants a token: copy ~/.ray/auth_token from the head node")
+    else:
+        why = error
+    raise ClusterError(f"cannot join the Ray cluster at {address}: {why} (see "
+                       "docs/cluster.md)")
 
 
 def infra_result(job: Job, error: str, wall: float = 0.0) -> Result:
@@ -185,12 +218,14 @@ class RayExecutor:
         gpus_per_eval: float = 0.0, timeout_s: float = 600.0, retries: int = 2,
         evaluate: Callable[[Job], Result] = evaluate_job, compile_cache: str | None = None,
     ) -> None:
+        address = address or os.environ.get("RAY_ADDRESS")
+        if address:
+            cluster_auth_env()  # read by Ray when it is imported
         import ray
 
         self.ray = ray
         env = {"env_vars": worker_env(gpus_per_eval, cpus_per_eval, compile_cache)}
         if not ray.is_initialized():
-            address = address or os.environ.get("RAY_ADDRESS")
             if address:
                 join_cluster(ray, address, env)
             else:
