@@ -126,7 +126,7 @@ MALFORMED = [
     (HEAD + "  m = 0.5\n  return m, m\n", 2, 7, "must apply a function"),
     (HEAD + "  m = sign(sqrt(g))\n  return m, m\n", 2, 12, "calls cannot be nested"),
     (HEAD + "  m = sign('g')\n  return m, m\n", 2, 12, "unexpected character"),
-    (HEAD + "  m = g * lr * 2.0\n  return m, m\n", 2, 14, "unexpected '*'"),
+    (HEAD + "  m = g * lr * 2.0\n  return m, m\n", 2, 14, "one function per statement: assign `g * lr` to a variable first"),
     (HEAD + "  m += g\n  return m, m\n", 2, 5, "augmented assignment"),
     (HEAD + "  m, v = g, g\n  return m, m\n", 2, 4, "expected '=' after 'm'"),
     (HEAD + "  pi = g * 2.0\n  return pi, m\n", 2, 3, "'pi' is reserved"),
