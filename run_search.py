@@ -36,6 +36,21 @@ class InputError(Exception):
     """A user's input mistake: printed as one line, exit status 2."""
 
 
+class Stopped(Exception):
+    """A failure that is not the input's (a task that cannot load, say): one line, exit 1."""
+
+
+def _guarded(evaluate_all, what: str, after: str = ""):
+    """``evaluate_all`` whose infrastructure failures stop the command in one line."""
+    def run(program, tasks, *args, **kw):
+        try:
+            return evaluate_all(program, tasks, *args, **kw)
+        except Exception as e:  # not the program's fault: it scores, fails or diverges
+            raise Stopped(f"{what} stopped: {', '.join(tasks)}: {type(e).__name__}: "
+                          f"{' '.join(str(e).split())[:300]}{after}") from None
+    return run
+
+
 # --- check / library ---------------------------------------------------------------
 
 
@@ -183,6 +198,8 @@ def _simplify(args: argparse.Namespace) -> None:
     if not args.exact_only:
         from evaluators import evaluate_all
 
+        evaluate_all = _guarded(evaluate_all, "simplify")
+
         seeds = tuple(run.config().seeds) if run else (0, 1)
 
         def fitness(p):
@@ -223,6 +240,9 @@ def _funnel(args: argparse.Namespace) -> None:
     except RunDirError as e:
         raise InputError(str(e)) from None
     from evaluators import evaluate_all
+
+    evaluate_all = _guarded(evaluate_all, "funnel", f" (what it finished is kept in "
+                            f"{run.path / 'funnel.json'}: run it again to go on)")
 
     def say(line: str) -> None:
         print(f"  {line}", flush=True)
@@ -508,6 +528,9 @@ def _main(argv: list[str] | None) -> int:
     except (ProgramError, InputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Stopped as e:
+        print(f"\nerror: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

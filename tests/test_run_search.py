@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -143,14 +144,32 @@ def test_export_from_a_run_directory_and_no_overwrite(tmp_path) -> None:
 
 
 def test_search_then_funnel_end_to_end(tmp_path) -> None:
+    """The funnel at the end of a search, stopped by a held-out task that cannot load (a
+    stand-in scikit-learn that fails to import), then resumed from funnel.json."""
+    import json
+    import os
+
+    fake = tmp_path / "site" / "sklearn"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'sklearn'\")\n")
     cfg = tmp_path / "c.yaml"
     cfg.write_text("tasks: [quadratic/A]\nseeds: [0]\npopulation: 4\nfunnel_top: 1\n")
-    r = run_cli("--config", str(cfg), "--serial", "--max-evals", "3", "--run-dir",
-                str(tmp_path / "run"))
-    assert r.returncode == 0, r.stderr
-    assert "held out" in r.stdout and (tmp_path / "run" / "funnel.json").exists()
+    r = subprocess.run([sys.executable, "run_search.py", "--config", str(cfg), "--serial",
+                        "--max-evals", "3", "--run-dir", str(tmp_path / "run")], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600,
+                       env=os.environ | {"PYTHONPATH": str(tmp_path / "site")})
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith(
+        "error: funnel stopped: cnn_digits/A: ModuleNotFoundError: No module named 'sklearn' "
+        "(what it finished is kept in ")
     assert "quadratic/B seed 0: metric" in r.stdout  # progress inside a tier
-    assert "columns: fitness = log(AdamW metric / metric)" in r.stdout
+    saved = json.loads((tmp_path / "run" / "funnel.json").read_text())
+    assert list(saved["rows"][0]["tiers"]) == ["B"]
+    again = run_cli("funnel", str(tmp_path / "run"), "--top", "1")
+    assert again.returncode == 0, again.stderr
+    assert re.search(r": B [-+]\d\.\d{4} \(from funnel.json\)", again.stdout)  # not trained again
+    assert "held out" in again.stdout and "columns: fitness = log(AdamW metric / metric)" \
+        in again.stdout
     bad = run_cli("funnel", str(tmp_path / "run"), "--held-out", "mlp_mnist1d/A", timeout=60)
     assert bad.returncode == 2 and "is not a held-out task" in bad.stderr
 
