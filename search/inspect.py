@@ -54,8 +54,11 @@ def report(run: RunDir, top: int = 3, program_id: int | None = None) -> str:
     """The run's best programs (or program ``program_id``): fitness per task, the
     program without dead code, its diff against the warm start, its lineage."""
     records = [r for r in run.history() if not r.get("infra")]
+    errors = error_summary(run)
     if not records:
-        return f"{run.path}: no program evaluated yet"
+        lines = [f"{run.path}: no program evaluated yet"]
+        lines.extend(f"  {n:>5} x {message}" for message, n in errors)
+        return "\n".join(lines)
     warm = records[0]["source"]
     chosen = [run.program(program_id)] if program_id is not None else run.top(top)
     lines = [f"{run.path}: {len(records)} programs, "
@@ -64,7 +67,6 @@ def report(run: RunDir, top: int = 3, program_id: int | None = None) -> str:
         lines.append("no program finished without failing")
     for found in chosen:
         lines.extend(_describe(found, records, warm))
-    errors = error_summary(run)
     if errors:
         lines.append("\nmost frequent errors:")
         lines.extend(f"  {n:>5} x {message}" for message, n in errors)

@@ -25,3 +25,25 @@ def test_plots_are_written(tmp_path) -> None:
     paths = plot(run)
     assert [p.name for p in paths] == ["progress.png"]
     assert paths[0].stat().st_size > 1000
+
+
+def test_report_of_a_run_that_only_failed_names_the_errors(tmp_path) -> None:
+    from search.config import SearchConfig
+    from search.executor import SerialExecutor
+    from search.loop import Search, SearchStopped
+    from search.rundir import RunDir
+
+    def broken(job):
+        return {"id": job["id"], "fitness": None, "infra": True, "tasks": {},
+                "error": "mlp_mnist1d/A: ModuleNotFoundError: No module named 'mnist1d'"}
+
+    cfg = SearchConfig(executor="serial", tasks=["quadratic/A"], seeds=[0], population=4)
+    run = RunDir.create(tmp_path / "run", cfg)
+    try:
+        Search(cfg, run, SerialExecutor(broken)).run_until_done()
+    except SearchStopped:
+        pass
+    assert report(run).splitlines() == [
+        f"{run.path}: no program evaluated yet",
+        "      1 x infrastructure: mlp_mnist1d/A: ModuleNotFoundError: No module named 'mnist1d'"]
+    assert plot(run)[0].name == "progress.png"  # an empty plot, not a crash
