@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import textwrap
 import time
@@ -387,6 +388,16 @@ def _search(args: argparse.Namespace) -> int:
         return 1
     print(f"run directory: {run.path}  ({cfg.executor}, {cfg.workers} workers, "
           f"tasks {', '.join(cfg.tasks)})")
+    def interrupt(signum, frame) -> None:
+        # In-process (serial) evaluation runs JAX here, and a KeyboardInterrupt raised
+        # inside one of its garbage-collector callbacks is ignored by Python: so the
+        # first Ctrl-C there stops the loop after the current evaluation; a second, now.
+        again = search.interrupted
+        search.interrupted = True
+        if again or cfg.executor != "serial":
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupt)
     try:
         search.run_until_done(_progress)
     except KeyboardInterrupt:
@@ -397,6 +408,8 @@ def _search(args: argparse.Namespace) -> int:
         print(f"checkpoint written; once fixed, resume with --resume {run.path}",
               file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGINT, previous)
     print()
     best = run.best()
     if best is None:

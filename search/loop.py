@@ -106,6 +106,10 @@ class Search:
             self.lines = state["history_lines"]
             self.failed, self.infra = state.get("failed", 0), state.get("infra", 0)
         self.infra_streak = 0
+        #: Set by a SIGINT handler: the loop stops at its next step even when the
+        #: KeyboardInterrupt itself was swallowed (Python ignores one raised inside a
+        #: garbage-collector callback, such as JAX's).
+        self.interrupted = False
         self._replay()
 
     def _replay(self) -> None:
@@ -206,6 +210,8 @@ class Search:
                         self.checkpoint()
                 if progress:
                     progress(self.stats(time.perf_counter() - start))
+                if self.interrupted:
+                    raise KeyboardInterrupt
                 self._check_warm_start()
                 if self.infra_streak >= self.cfg.max_infra_errors:
                     raise SearchStopped(
