@@ -248,17 +248,18 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
 FLAT_OPS = LEAF_REDUCING
 
 
-def step_only_table(enc: Encoded, task: Task, bucket: int) -> np.ndarray:
+def step_only_table(enc: Encoded, task: Task, bucket: int, lr_scale: float = 1.0) -> np.ndarray:
     """Every step-only value at every step: (registers, steps) float32, on the host.
 
     Step-only statements are elementwise functions of ``lr``, ``t`` and
     constants (``lr * 0.001``, ``power(0.9, t)``): run here once per program in
     NumPy, float32, by the very functions of ``dsl/ops.py``, so the compiled
-    loop carries no second switch for them.
+    loop carries no second switch for them. ``lr`` is the task's schedule times
+    ``lr_scale`` (a point of a learning-rate grid).
     """
     table = empty_table(task, bucket)
     table[UNIT], table[ZERO] = 1.0, -0.0  # x * 1 + -0 is x, even for x = -0
-    table[2] = schedule_values(task)
+    table[2] = schedule_values(task) * np.float32(lr_scale)
     table[3] = np.arange(1, task.steps + 1, dtype=np.float32)
     table[CONST_BASE:CONST_BASE + len(enc.consts)] = enc.consts[:, None]
     with np.errstate(all="ignore"):
@@ -337,17 +338,24 @@ def engine_runner(task: Task, layout: Layout, bucket: int):
     return jax.jit(run)
 
 
-_RUNNERS: dict[tuple[str, int, int, int], Any] = {}
+_RUNNERS: dict[tuple[str, int, int, int, int], Any] = {}
 
 
-def compiled_runner(task: Task, bucket: int, n_seeds: int, programs: int = 0) -> tuple[Any, float]:
+def compiled_runner(task: Task, bucket: int, n_seeds: int, programs: int = 0,
+                    grid: int = 0) -> tuple[Any, float]:
     """The engine's compiled loop for ``task``, ``bucket`` and a number of seeds,
     and the seconds spent compiling it now (0.0 when it was compiled before).
 
     With ``programs`` > 0 the loop is vmapped over that many encoded programs
-    (arrays with a leading program axis), to train them all in one call.
+    (arrays with a leading program axis), to train them all in one call. With
+    ``grid`` > 0 it is vmapped over that many step-only tables of one program
+    (a learning-rate grid: only the tables differ), so the program's
+    instructions stay unbatched and each step still runs one branch of the
+    switch per instruction.
     """
-    key = (task.name, bucket, n_seeds, programs)
+    if programs and grid:
+        raise ValueError("a runner is vmapped over programs or over a grid, not both")
+    key = (task.name, bucket, n_seeds, programs, grid)
     if key in _RUNNERS:
         return _RUNNERS[key], 0.0
     train, val = device_data(task)  # making the data (once per process) is not compiling
@@ -361,6 +369,9 @@ def compiled_runner(task: Task, bucket: int, n_seeds: int, programs: int = 0) ->
         fn = jax.jit(jax.vmap(fn, in_axes=(0, 0, None, None, None, None)))
         example = jax.tree.map(lambda a: np.stack([a] * programs), example)
         table = np.stack([table] * programs)
+    elif grid:
+        fn = jax.jit(jax.vmap(fn, in_axes=(None, 0, None, None, None, None)))
+        table = np.stack([table] * grid)
     lowered = fn.lower(example, table, *inputs, train, val)
     compiled = lowered.compile(compiler_options=COMPILER_OPTIONS)
     _RUNNERS[key] = compiled
@@ -404,6 +415,24 @@ def run_engine(program: Program, task: Task, seeds: tuple[int, ...]):
     run, compile_time = compiled_runner(task, bucket, len(seeds))
     train, val = device_data(task)
     out = run(enc, step_only_table(enc, task, bucket), *seed_inputs(task, seeds), train, val)
+    return tuple(np.asarray(x) for x in out), compile_time
+
+
+def run_engine_grid(program: Program, task: Task, seeds: tuple[int, ...],
+                    lr_grid: tuple[float, ...]):
+    """Train ``program`` once per multiplier of ``lr_grid`` (the task's schedule times
+    it) and seed, in one compiled call vmapped over the multipliers.
+
+    Returns numpy arrays (metric, steps run, ok) of shape (multipliers, seeds),
+    and the compile time. Raises :class:`~dsl.ProgramError` for a program invalid
+    on the task.
+    """
+    bucket = bucket_of(program)
+    enc = encode(program, layout_for(task), bucket)
+    run, compile_time = compiled_runner(task, bucket, len(seeds), grid=len(lr_grid))
+    train, val = device_data(task)
+    tables = np.stack([step_only_table(enc, task, bucket, m) for m in lr_grid])
+    out = run(enc, tables, *seed_inputs(task, seeds), train, val)
     return tuple(np.asarray(x) for x in out), compile_time
 
 

@@ -340,3 +340,19 @@ def test_a_batch_of_programs_trains_as_each_alone() -> None:
         np.testing.assert_array_equal(ok[k], o)
     with pytest.raises(ValueError, match="one bucket"):
         engine.run_engine_batch([library.get("sgd"), library.get("adan")], TINY, (0,))
+
+
+def test_a_learning_rate_grid_is_the_program_at_each_scaled_schedule() -> None:
+    """``run_engine_grid`` at multiplier k trains as the program whose own scale is k times
+    larger (the warm start's ``lr * 0.001`` written ``lr * 0.0005``, ``lr * 0.002``)."""
+    task = get("quadratic/A")
+    grid = (0.5, 1.0, 2.0)
+    (metric, steps, ok), _ = engine.run_engine_grid(library.get("warmstart"), task, (0, 1), grid)
+    assert metric.shape == steps.shape == ok.shape == (3, 2) and ok.all()
+    text = library.source("warmstart")
+    for k, scale in enumerate(grid):
+        scaled = parse(text.replace("lr * 0.001", f"lr * {0.001 * scale!r}"))
+        (want, want_steps, _), _ = engine.run_engine(scaled, task, (0, 1))
+        np.testing.assert_allclose(metric[k], want, rtol=1e-4)
+        np.testing.assert_array_equal(steps[k], want_steps)
+    assert metric[0].mean() != metric[2].mean()  # the multiplier reached the update
