@@ -98,7 +98,7 @@ def _library() -> None:
         print(f"{name:<16} " + f"\n{'':<16} ".join(lines))
 
 
-def _tasks(timed: bool) -> None:
+def _tasks(timed: bool, tiers: str = "A") -> None:
     import numpy as np
 
     from evaluators import tasks
@@ -110,7 +110,7 @@ def _tasks(timed: bool) -> None:
         params = task.init(np.random.default_rng(0))
         size = sum(int(np.size(a)) for a in _leaves(params))
         seconds = ""
-        if timed:
+        if timed and task.tier in tiers.split(","):
             from evaluators import evaluate
 
             evaluate(library.get("warmstart"), task)  # compile once (or load the cache)
@@ -119,7 +119,8 @@ def _tasks(timed: bool) -> None:
         print(f"{name:<18} {size:>8} {task.steps:>6} {task.batch_size:>6} {seconds:>7}  "
               f"{task.description}{note}", flush=True)
     if not timed:
-        print("s/eval: run `tasks --time` to train the warm start on each (2 seeds) here")
+        print("s/eval: `tasks --time` trains the warm start on each tier-A task here (2 "
+              "seeds); `--time-tiers A,B` adds tier B (tier C takes minutes a task)")
 
 
 def _leaves(tree):
@@ -484,6 +485,8 @@ def _main(argv: list[str] | None) -> int:
     tasks = command("tasks", "list the proxy tasks: parameters, steps, batch, description")
     tasks.add_argument("--time", action="store_true",
                        help="also train the warm start on each task here and show seconds")
+    tasks.add_argument("--time-tiers", default="A",
+                       help="the tiers --time trains on, comma-separated (C: minutes a task)")
     command("functions", "list the DSL's functions with their formula")
     simp = command("simplify", "simplify a program (a run's best, a file, a name)")
     simp.add_argument("program", help="a run directory, a .dsl file, or a library name")
@@ -525,7 +528,7 @@ def _main(argv: list[str] | None) -> int:
         elif args.command == "library":
             _library()
         elif args.command == "tasks":
-            _tasks(args.time)
+            _tasks(args.time, args.time_tiers)
         elif args.command == "functions":
             _functions()
         elif args.command == "export":

@@ -329,3 +329,10 @@ def test_export_writes_under_the_current_folder_and_the_contract_can_hold_it(tmp
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert held.returncode == 0, held.stdout[-2000:]
     assert "6 passed" in held.stdout  # lion, adafactor, and the export: 2 tests each
+
+
+def test_tasks_time_trains_the_warm_start_on_tier_a_only(capsys) -> None:
+    assert run_search.main(["tasks", "--time"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert re.match(r"quadratic/A\s+\d+\s+300\s+16\s+\d+\.\d\d\s", rows["quadratic/A"])
+    assert re.match(r"quadratic/B\s+\d+\s+\d+\s+\d+\s+noisy", rows["quadratic/B"])
