@@ -139,7 +139,8 @@ def direct_runner(task: Task, optimizer: optax.GradientTransformation):
 class StepInputs(NamedTuple):
     """What an instruction may read besides the register file."""
 
-    scalars: jax.Array  # (2, 3): its arguments' step-only values, its arguments' scales
+    # (2, 3, lanes, 1): its arguments' step-only values, its arguments' scales, per lane
+    scalars: jax.Array
     size: jax.Array  # Encoded.size: true argument sizes per leaf, per instruction
     leafarg: jax.Array  # Encoded.leafarg
 
@@ -156,8 +157,10 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
     three argument scales);
     ``inputs`` are the step's :class:`StepInputs`.
 
-    Values are flat vectors holding every seed's parameters end to end; each
-    reduction is a segment sum over the groups of one leaf of one seed.
+    Values are (lanes, seeds x elements): each lane (a learning-rate multiplier)
+    holds every seed's parameters end to end, and ``seeds`` counts lanes times
+    seeds. Each reduction is a segment sum over the groups of one leaf of one
+    seed of one lane.
     """
 
     def tile(ids: np.ndarray, n: int) -> tuple[jax.Array, jax.Array]:
@@ -227,13 +230,15 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
         arity = ops.OPS[name].arity
 
         def branch(regs, m, i, x):
-            a, b, c = read(regs, m, x, arity, scalar) + [None] * (3 - arity)
-            return flat[name](a, b, c, row(x.size, i), row(x.leafarg, i))
+            shape = regs.shape[1:]  # the segment ids run over lanes and seeds end to end
+            a, b, c = [jnp.broadcast_to(v, shape).reshape(-1)
+                       for v in read(regs, m, x, arity, scalar)] + [None] * (3 - arity)
+            return flat[name](a, b, c, row(x.size, i), row(x.leafarg, i)).reshape(shape)
 
         return branch
 
     pseudo = [
-        lambda regs, m, i, x: jnp.full(regs.shape[1:], x.scalars[0, 0]),  # load_step_only
+        lambda regs, m, i, x: jnp.broadcast_to(x.scalars[0, 0], regs.shape[1:]),  # step-only
         lambda regs, m, i, x: row(regs, m[1]),  # move
     ]
     def function(name: str, scalar: bool = False):
@@ -282,22 +287,30 @@ def schedule_values(task: Task) -> np.ndarray:
 
 
 def engine_runner(task: Task, layout: Layout, bucket: int):
-    """A jitted ``(encoded, table, params, batches, train, val) -> (metric, steps, ok)``
+    """A jitted ``(encoded, tables, params, batches, train, val) -> (metric, steps, ok)``
     for one bucket.
 
-    ``table`` is the program's :func:`step_only_table`. The register file is
-    (registers, seeds x elements): each statement reads up to three rows and
-    writes one, one kernel whatever the number of seeds.
+    ``tables`` are the program's :func:`step_only_table` at each point of a
+    learning-rate grid, (lanes, registers, steps); one lane is a plain run. The
+    register file is (registers, lanes, seeds x elements): each statement reads
+    up to three rows and writes one, one kernel whatever the number of lanes and
+    seeds, every row scaled per lane by that lane's step-only values. The
+    lanes train as lanes x seeds seeds of one loop (each seed's initial
+    parameters and batches repeated per lane), so a grid costs its extra
+    training and nothing else: no batched switch, no batched stopping condition.
+    Results are (lanes x seeds,), lane-major.
     """
     n_regs, n_consts = n_registers(bucket), consts_for(bucket)
     ravel, unravel = layout.ravel, layout.unravel
 
     def run(enc: Encoded, table, params, batches, train, val):
         _COMPILES[(task.name, bucket)] = _COMPILES.get((task.name, bucket), 0) + 1
-        n = batches.shape[1]
+        lanes, n = table.shape[0], batches.shape[1]
         width = n * layout.size
-        branches = _branches(layout, n)
-        by_step = table.T
+        branches = _branches(layout, lanes * n)
+        by_step = jnp.transpose(table, (2, 1, 0))[..., None]  # (steps, regs, lanes, 1)
+        params = jax.tree.map(lambda p: jnp.tile(p, (lanes,) + (1,) * (p.ndim - 1)), params)
+        batches = jnp.tile(batches, (1, lanes, 1))
         # One row per instruction: (opcode, three argument registers, destination,
         # scale and shift registers of the step-only table, a scale register per
         # argument).
@@ -306,11 +319,11 @@ def engine_runner(task: Task, layout: Layout, bucket: int):
             axis=1)
 
         def init_state(params):
-            flat = ravel(params).reshape(width)
-            regs = jnp.zeros((n_regs, width), jnp.float32)
+            flat = ravel(params).reshape(lanes, width)
+            regs = jnp.zeros((n_regs, lanes, width), jnp.float32)
             regs = regs.at[CONST_BASE:CONST_BASE + n_consts].set(
-                jnp.broadcast_to(enc.consts[:, None], (n_consts, width)))
-            starts = jnp.where(enc.state_init[:, None] == 1, flat[None], 0.0)
+                jnp.broadcast_to(enc.consts[:, None, None], (n_consts, lanes, width)))
+            starts = jnp.where(enc.state_init[:, None, None] == 1, flat[None], 0.0)
             return regs.at[STATE_BASE:STATE_BASE + MAX_STATES].set(starts)
 
         def step_state(params, grads, regs, step):
@@ -327,11 +340,11 @@ def engine_runner(task: Task, layout: Layout, bucket: int):
             # w and g go straight into their rows before the loop (no instruction
             # writes those rows): a load instruction each would cost a pass more
             # and a trip through the switch.
-            regs = regs.at[0].set(ravel(params).reshape(width))
-            regs = regs.at[1].set(ravel(grads).reshape(width))
+            regs = regs.at[0].set(ravel(params).reshape(lanes, width))
+            regs = regs.at[1].set(ravel(grads).reshape(lanes, width))
             regs = jax.lax.fori_loop(0, enc.length, instruction, regs)
             new = row(regs, 0) - row(regs, enc.update_reg)
-            return unravel(new.reshape(n, layout.size)), regs
+            return unravel(new.reshape(lanes * n, layout.size)), regs
 
         return train_loop(task, init_state, step_state, params, batches, train, val)
 
@@ -342,20 +355,19 @@ _RUNNERS: dict[tuple[str, int, int, int, int], Any] = {}
 
 
 def compiled_runner(task: Task, bucket: int, n_seeds: int, programs: int = 0,
-                    grid: int = 0) -> tuple[Any, float]:
-    """The engine's compiled loop for ``task``, ``bucket`` and a number of seeds,
-    and the seconds spent compiling it now (0.0 when it was compiled before).
+                    lanes: int = 1) -> tuple[Any, float]:
+    """The engine's compiled loop for ``task``, ``bucket``, a number of seeds and
+    of learning-rate lanes, and the seconds spent compiling it now (0.0 when it was
+    compiled before).
 
     With ``programs`` > 0 the loop is vmapped over that many encoded programs
-    (arrays with a leading program axis), to train them all in one call. With
-    ``grid`` > 0 it is vmapped over that many step-only tables of one program
-    (a learning-rate grid: only the tables differ), so the program's
-    instructions stay unbatched and each step still runs one branch of the
-    switch per instruction.
+    (arrays with a leading program axis), to train them all in one call.
+    ``lanes`` > 1 trains one program at that many points of a learning-rate grid
+    (see :func:`engine_runner`).
     """
-    if programs and grid:
-        raise ValueError("a runner is vmapped over programs or over a grid, not both")
-    key = (task.name, bucket, n_seeds, programs, grid)
+    if programs and lanes != 1:
+        raise ValueError("a runner is vmapped over programs or runs a grid, not both")
+    key = (task.name, bucket, n_seeds, programs, lanes)
     if key in _RUNNERS:
         return _RUNNERS[key], 0.0
     train, val = device_data(task)  # making the data (once per process) is not compiling
@@ -364,14 +376,11 @@ def compiled_runner(task: Task, bucket: int, n_seeds: int, programs: int = 0,
     layout = layout_for(task)
     example = encode_example(layout, bucket)
     fn = engine_runner(task, layout, bucket)
-    table = empty_table(task, bucket)  # shapes only: the values are the program's
+    table = np.stack([empty_table(task, bucket)] * lanes)  # shapes only
     if programs:
         fn = jax.jit(jax.vmap(fn, in_axes=(0, 0, None, None, None, None)))
         example = jax.tree.map(lambda a: np.stack([a] * programs), example)
         table = np.stack([table] * programs)
-    elif grid:
-        fn = jax.jit(jax.vmap(fn, in_axes=(None, 0, None, None, None, None)))
-        table = np.stack([table] * grid)
     lowered = fn.lower(example, table, *inputs, train, val)
     compiled = lowered.compile(compiler_options=COMPILER_OPTIONS)
     _RUNNERS[key] = compiled
@@ -410,18 +419,15 @@ def run_engine(program: Program, task: Task, seeds: tuple[int, ...]):
     Returns numpy arrays (metric, steps run, ok) per seed, and the compile time.
     Raises :class:`~dsl.ProgramError` for a program invalid on the task.
     """
-    bucket = bucket_of(program)
-    enc = encode(program, layout_for(task), bucket)
-    run, compile_time = compiled_runner(task, bucket, len(seeds))
-    train, val = device_data(task)
-    out = run(enc, step_only_table(enc, task, bucket), *seed_inputs(task, seeds), train, val)
-    return tuple(np.asarray(x) for x in out), compile_time
+    (metric, steps, ok), compile_time = run_engine_grid(program, task, seeds, (1.0,))
+    return (metric[0], steps[0], ok[0]), compile_time
 
 
 def run_engine_grid(program: Program, task: Task, seeds: tuple[int, ...],
                     lr_grid: tuple[float, ...]):
     """Train ``program`` once per multiplier of ``lr_grid`` (the task's schedule times
-    it) and seed, in one compiled call vmapped over the multipliers.
+    it) and seed, in one compiled call: the multipliers are lanes of one register
+    file (:func:`engine_runner`).
 
     Returns numpy arrays (metric, steps run, ok) of shape (multipliers, seeds),
     and the compile time. Raises :class:`~dsl.ProgramError` for a program invalid
@@ -429,11 +435,12 @@ def run_engine_grid(program: Program, task: Task, seeds: tuple[int, ...],
     """
     bucket = bucket_of(program)
     enc = encode(program, layout_for(task), bucket)
-    run, compile_time = compiled_runner(task, bucket, len(seeds), grid=len(lr_grid))
+    run, compile_time = compiled_runner(task, bucket, len(seeds), lanes=len(lr_grid))
     train, val = device_data(task)
     tables = np.stack([step_only_table(enc, task, bucket, m) for m in lr_grid])
     out = run(enc, tables, *seed_inputs(task, seeds), train, val)
-    return tuple(np.asarray(x) for x in out), compile_time
+    shape = (len(lr_grid), len(seeds))
+    return tuple(np.asarray(x).reshape(shape) for x in out), compile_time
 
 
 def run_engine_batch(programs: list[Program], task: Task, seeds: tuple[int, ...]):
@@ -465,7 +472,7 @@ def run_encoded_batch(encoded: list[Encoded], bucket: int, task: Task, seeds: tu
     run, compile_time = compiled_runner(task, bucket, len(seeds), size)
     train, val = device_data(task)
     stacked = jax.tree.map(lambda *a: np.stack(a), *encoded)
-    tables = np.stack([step_only_table(e, task, bucket) for e in encoded])
+    tables = np.stack([step_only_table(e, task, bucket)[None] for e in encoded])
     out = run(stacked, tables, *seed_inputs(task, seeds), train, val)
     return tuple(np.asarray(x)[:n] for x in out), compile_time
 
