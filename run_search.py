@@ -225,12 +225,29 @@ def _simplify(args: argparse.Namespace) -> None:
 
 
 def _funnel(args: argparse.Namespace) -> None:
+    from dsl import library as lib
     from evaluators.catalog import held_out
-    from search.funnel import COLUMNS, funnel, table
+    from search.funnel import BASELINES, COLUMNS, baselines_table, funnel, funnel_seeds, table
     from search.rundir import RunDir, RunDirError
 
     if args.top < 1:
         raise InputError(f"--top must be at least 1, got {args.top}")
+    if args.seeds < 2:
+        raise InputError(f"--seeds must be at least 2 (a standard error needs two), got "
+                         f"{args.seeds}")
+    tiers_run = tuple(t.strip() for t in args.tiers.split(",") if t.strip())
+    bad = [t for t in tiers_run if t not in ("B", "held_out", "C")]
+    if bad or not tiers_run:
+        raise InputError(f"--tiers: {', '.join(bad) or 'none given'}: choose among B, "
+                         "held_out and C")
+    names = tuple(b.strip() for b in (args.baselines or ",".join(BASELINES)).split(",")
+                  if b.strip())
+    for name in names:
+        if name not in lib.names():
+            raise InputError(f"--baselines: {name!r} is not a library program (run_search.py "
+                             "library lists them)")
+    if not names:
+        raise InputError("--baselines: name at least one library program")
     tasks = [t.strip() for t in args.held_out.split(",") if t.strip()]
     for task in tasks:
         if task not in held_out():
@@ -241,23 +258,36 @@ def _funnel(args: argparse.Namespace) -> None:
         run.config()
     except RunDirError as e:
         raise InputError(str(e)) from None
-    from evaluators import evaluate_all
+    from evaluators.evaluate import train_runs
+    from evaluators.grid import WIDE
 
-    evaluate_all = _guarded(evaluate_all, "funnel", f" (what it finished is kept in "
-                            f"{run.path / 'funnel.json'}: run it again to go on)")
+    seeds = funnel_seeds(run.config().seeds, args.seeds)
+    after = f" (what it finished is kept in {run.path / 'funnel.json'}: run it again to go on)"
 
     def say(line: str) -> None:
         print(f"  {line}", flush=True)
 
-    def evaluate(program, names):
-        results, fitness = evaluate_all(program, names, progress=lambda s: say(f"  {s}"))
-        return fitness, {r.task: r.fitness for r in results}
+    def train(program, task_names):
+        runs = {}
+        for name in task_names:
+            try:
+                runs |= train_runs(program, [name], seeds, WIDE, progress=lambda s: say(f"  {s}"))
+            except Exception as e:  # not the program's fault: a task that cannot load
+                raise Stopped(f"funnel stopped: {name}: {type(e).__name__}: "
+                              f"{' '.join(str(e).split())[:300]}{after}") from None
+        return runs
 
     if not run.top(1):
         raise InputError(f"{args.run_dir}: no program has finished without failing yet")
-    rows = funnel(run, evaluate, k=args.top, margin=args.margin, held_out=tasks, progress=say)
+    print(f"funnel on seeds {', '.join(map(str, seeds))} (the search used "
+          f"{', '.join(map(str, run.config().seeds))}), every program and baseline "
+          f"({', '.join(names)}) at its best learning rate ({WIDE.label()})", flush=True)
+    rows = funnel(run, train, k=args.top, margin=args.margin, held_out=tasks, seeds=seeds,
+                  baselines=names, grid=WIDE.label(), tiers_run=tiers_run, progress=say)
     print(table(rows))
     print(COLUMNS)
+    print("tuned baselines (mean metric at the chosen learning-rate multiplier):")
+    print(baselines_table(run.path / "funnel.json"))
     print(f"wrote {run.path / 'funnel.json'}")
 
 
@@ -279,11 +309,20 @@ def _inspect(args: argparse.Namespace) -> None:
 def _export(args: argparse.Namespace) -> None:
     from dsl.export import export_source, module_name
 
-    program, hyper, origin, _ = _program_arg(args.program, args.id)
+    program, hyper, origin, run = _program_arg(args.program, args.id)
+    if args.lr is not None and not args.lr > 0:
+        raise InputError(f"--lr must be a positive number, got {args.lr}")
     target = Path(args.out) / f"{module_name(args.name)}.py"
     if target.exists() and not args.force:
         raise InputError(f"{target} exists; pass --force to replace it")
-    text = export_source(program, args.name, hyperparameters=hyper, origin=origin)
+    lr, note = args.lr, "by --lr" if args.lr is not None else ""
+    if lr is None and run is not None:
+        from search.funnel import calibrated_lr
+
+        found = run.best() if args.id is None else run.program(args.id)
+        lr, note = calibrated_lr(run, found.id) or (None, "")
+    text = export_source(program, args.name, hyperparameters=hyper, origin=origin,
+                         learning_rate=lr, learning_rate_note=note)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
     print(f"wrote {target}")
@@ -418,15 +457,17 @@ def _search(args: argparse.Namespace) -> int:
     else:
         dead = len(best.genome.statements) - len(best.program.statements)
         note = f", {dead} dead statements removed" if dead else ""
+        tuned = " at its best learning rate" if cfg.lr_grid is not None else ""
         print(f"best program (id {best.id}, fitness {best.fitness:+.4f} against the AdamW warm "
-              f"start on {', '.join(cfg.tasks)}{note}):")
+              f"start{tuned} on {', '.join(cfg.tasks)}{note}):")
         print(best.program.to_source(), end="")
     _errors(run)
     print(f"cache hit rate {search.cache.hit_rate:.1%}; run directory: {run.path}")
     if cfg.funnel_top:
         print(f"funnel: the {cfg.funnel_top} best programs on tiers B and C and held-out tasks")
         _funnel(argparse.Namespace(run_dir=str(run.path), top=cfg.funnel_top, margin=0.0,
-                                   held_out="cnn_digits/A"))
+                                   held_out="cnn_digits/A", seeds=3, baselines=None,
+                                   tiers="B,held_out,C"))
     return 0
 
 
@@ -504,9 +545,18 @@ def _main(argv: list[str] | None) -> int:
     fun.add_argument("run_dir", help="a run directory")
     fun.add_argument("--top", type=int, default=3, help="how many distinct programs")
     fun.add_argument("--margin", type=float, default=0.0,
-                     help="fitness over AdamW needed on tier B to go on to tier C")
+                     help="fitness over the best tuned baseline needed on tier B to go on to "
+                          "tier C")
     fun.add_argument("--held-out", default="cnn_digits/A",
                      help="comma-separated held-out tasks for meta-validation")
+    fun.add_argument("--tiers", default="B,held_out,C",
+                     help="the tiers to run, of B, held_out and C (C only after B passes; it "
+                          "costs the most)")
+    fun.add_argument("--seeds", type=int, default=3,
+                     help="training seeds, the ones after the search's largest")
+    fun.add_argument("--baselines", default="adamw,lion,momentum",
+                     help="library programs every finalist is compared with, each tuned by "
+                          "the same learning-rate grid")
     ins = command("inspect", "top programs, diff, lineage and plots of a run")
     ins.add_argument("run_dir", help="a run directory (safe on a running search)")
     ins.add_argument("--top", type=int, default=3, help="how many best programs")
@@ -520,6 +570,9 @@ def _main(argv: list[str] | None) -> int:
     export.add_argument("--out", default="discovered",
                         help="folder to write into, relative to the current folder")
     export.add_argument("--force", action="store_true", help="replace an existing module")
+    export.add_argument("--lr", type=float,
+                        help="the default learning rate (default: what calibration chose on "
+                             "the largest tier the funnel ran, else on the search's tasks)")
     args = parser.parse_args(argv)
 
     try:

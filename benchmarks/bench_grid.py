@@ -47,8 +47,8 @@ def main() -> None:
     ratios = []
     for name in args.tasks:
         task = tasks.get(name)
-        one = best_time(lambda: run_engine(program, task, SEEDS), args.repeats)
-        many = best_time(lambda: run_engine_grid(program, task, SEEDS, grid), args.repeats)
+        one = best_time(lambda t=task: run_engine(program, t, SEEDS), args.repeats)
+        many = best_time(lambda t=task: run_engine_grid(program, t, SEEDS, grid), args.repeats)
         ratios.append(many / one)
         print(f"{name}: one run {one:.3f} s, {args.points}-point grid {many:.3f} s, "
               f"ratio {many / one:.2f} (a loop of runs: {args.points})", flush=True)

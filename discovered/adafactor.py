@@ -29,6 +29,12 @@ Update rule for each parameter tensor w with gradient g at step t = 1, 2, ...
 Hyperparameters (defaults): epsilon = 1e-30, decay_rate = 0.8, clipping_threshold = 1.0,
 min_scale = 0.001.
 
+Learning rate: lr multiplies the update as the rule above computes it, its constants
+included; in a search lr is the task's warm-up and cosine schedule times the multiplier
+calibration chose (a calibrated default is a peak learning rate). No calibration is
+known for this program: the 1e-3 of the examples is a placeholder to tune (run_search.py
+funnel calibrates a run's finalists; export --lr sets the default).
+
 Example (optax)::
 
     import jax.numpy as jnp, optax

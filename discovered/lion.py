@@ -14,6 +14,12 @@ Update rule for each parameter tensor w with gradient g at step t = 1, 2, ...
 
 Hyperparameters (defaults): b1 = 0.9, b2 = 0.99, weight_decay = 0.001.
 
+Learning rate: lr multiplies the update as the rule above computes it, its constants
+included; in a search lr is the task's warm-up and cosine schedule times the multiplier
+calibration chose (a calibrated default is a peak learning rate). No calibration is
+known for this program: the 1e-3 of the examples is a placeholder to tune (run_search.py
+funnel calibrates a run's finalists; export --lr sets the default).
+
 Example (optax)::
 
     import jax.numpy as jnp, optax

@@ -437,10 +437,36 @@ def _wrap(head: str, items: list[str], tail: str, indent: str) -> str:
     return f"{indent}{head}(\n{inner}{indent}){tail}"
 
 
+def _lr_doc(learning_rate: float | None, note: str, uses_lr: bool) -> list[str]:
+    """The docstring's paragraph on the learning rate: its convention and its default."""
+    if not uses_lr:
+        text = ("Learning rate: the rule above never reads lr, so learning_rate changes "
+                "nothing; its step size is its own constants'.")
+    else:
+        text = ("Learning rate: lr multiplies the update as the rule above computes it, its "
+                "constants included; in a search lr is the task's warm-up and cosine schedule "
+                "times the multiplier calibration chose (a calibrated default is a peak "
+                "learning rate). ")
+        if learning_rate is None:
+            text += ("No calibration is known for this program: the 1e-3 of the examples is "
+                     "a placeholder to tune (run_search.py funnel calibrates a run's "
+                     "finalists; export --lr sets the default).")
+        else:
+            text += (f"The default, {learning_rate:.4g}, is what calibration chose"
+                     f"{' ' + note if note else ''}.")
+    return textwrap.wrap(text, 88)
+
+
 def export_source(program: Program, name: str, *,
                   hyperparameters: dict[Site, str] | None = None, origin: str = "a program",
-                  inplace: bool = True) -> str:
+                  inplace: bool = True, learning_rate: float | None = None,
+                  learning_rate_note: str = "") -> str:
     """The text of ``discovered/NAME.py`` for ``program``.
+
+    ``learning_rate`` is the exported optimizer's default learning rate (what
+    calibration chose; ``learning_rate_note`` says where, for the docstring).
+    Without it the optax recipe requires one and the PyTorch class defaults to
+    1e-3, and the docstring says that no calibration was known.
 
     ``hyperparameters`` names the constants the program's text gave names
     (:func:`hyperparameter_sites`); the exported optimizer takes exactly those.
@@ -491,7 +517,9 @@ def export_source(program: Program, name: str, *,
     signature_states = [s if st.init == "zeros" else f"{s}=w"
                         for s, st in zip(states, p.states, strict=True)]
     hyper_doc = ", ".join(f"{h} = {defaults[h]!r}" for h in hyper) or "none"
-    recipe_kw = ["learning_rate: optax.ScalarOrSchedule",
+    lr_default = "1e-3" if learning_rate is None else repr(float(learning_rate))
+    recipe_kw = ["learning_rate: optax.ScalarOrSchedule"
+                 + ("" if learning_rate is None else f" = {lr_default}"),
                  *[f"{h}: float = {defaults[h]!r}" for h in hyper],
                  *([f"weight_decay: float = {wd!r}"] if wd is not None else [])]
     if split:
@@ -507,7 +535,7 @@ def export_source(program: Program, name: str, *,
             _wrap(f"scale_by_{snake}", ["learning_rate", *hyper_kw], "", "").strip(),
             "optax.scale(-1.0)"], "", "    ")
         scale_lr = "lr_fn(state.count)"
-    torch_defaults = ["self", "params: Any", "lr: float = 1e-3",
+    torch_defaults = ["self", "params: Any", f"lr: float = {lr_default}",
                       *[f"{h}: float = {defaults[h]!r}" for h in hyper],
                       *([f"weight_decay: float = {wd!r}"] if wd is not None else [])]
     reads_t = any("t" in p.statements[i].args for i in core)
@@ -534,10 +562,12 @@ def export_source(program: Program, name: str, *,
         textwrap.fill(f"Hyperparameters (defaults): {hyper_doc}"
                       + (f", weight_decay = {wd!r}" if wd is not None else "") + ".", 88),
         "",
+        *_lr_doc(learning_rate, learning_rate_note, uses_lr or split is not None),
+        "",
         "Example (optax)::",
         "",
         "    import jax.numpy as jnp, optax",
-        f"    opt = {snake}(learning_rate=1e-3)",
+        f"    opt = {snake}(learning_rate={lr_default})",
         '    params = {"w": jnp.ones(3)}',
         "    state = opt.init(params)",
         '    updates, state = opt.update({"w": jnp.ones(3)}, state, params)',
@@ -546,7 +576,7 @@ def export_source(program: Program, name: str, *,
         "Example (PyTorch)::",
         "",
         f"    from discovered.{snake} import {cls}",
-        f"    opt = {cls}(model.parameters(), lr=1e-3)",
+        f"    opt = {cls}(model.parameters(), lr={lr_default})",
         '"""',
         "",
         "from __future__ import annotations",

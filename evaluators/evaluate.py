@@ -3,6 +3,17 @@
 Pure and idempotent: the same program, task and seeds give the same result
 (timing fields aside). A program that is invalid on the task, or whose training
 diverges, gives a result with the failed fitness, never an exception.
+
+Two protocols:
+
+- without ``lr_grid``, each program runs at its own constants and is scored
+  against the baseline at its own (the Lion paper's protocol);
+- with ``lr_grid`` (an :class:`~evaluators.grid.LrGrid`), the program is trained
+  at every multiplier of the grid (in one compiled call per pass) and scored by
+  the best, against the baseline calibrated by :data:`~evaluators.grid.WIDE`
+  (computed once per machine: :mod:`evaluators.baselines`). A program that only
+  rescales the baseline's learning rate then scores about 0, and library
+  optimizers with a bare ``* lr`` are judged at their best learning rate.
 """
 
 from __future__ import annotations
@@ -16,10 +27,11 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from dsl import Program, ProgramError, library
+from evaluators import baselines, tasks
 from evaluators import fitness as fit
-from evaluators import tasks
 from evaluators.encode import Encoded, bucket_of, encode
-from evaluators.engine import layout_for, run_encoded_batch, run_engine
+from evaluators.engine import layout_for, run_encoded_batch, run_engine, run_engine_grid
+from evaluators.grid import WIDE, Calibration, LrGrid
 from evaluators.tasks import Task
 
 #: The program every fitness is measured against (the search's warm start).
@@ -42,6 +54,17 @@ class EvalResult(BaseModel):
     error: str | None = Field(default=None, description="Why the program could not run.")
     wall_time: float = Field(description="Seconds for this call, compilation included.")
     compile_time: float = Field(description="Seconds of that spent compiling (0 if cached).")
+    lr_multiplier: float = Field(
+        1.0, description="The multiplier of the task's schedule the metrics are at: the best "
+        "of the grid (1.0 without one).")
+    lr_grid: tuple[tuple[float, float | None], ...] = Field(
+        (), description="(multiplier, mean metric) for every multiplier trained, in order; "
+        "None where a seed diverged. Empty without a grid.")
+    lr_at_edge: bool = Field(
+        False, description="The best multiplier is the grid's smallest or largest: a wider "
+        "grid might do better.")
+    baseline_lr: float | None = Field(
+        None, description="The baseline's multiplier (its calibrated best, 1.0 without a grid).")
 
     @property
     def failed(self) -> bool:
@@ -63,18 +86,65 @@ def _seeds(seeds: tuple[int, ...]) -> tuple[int, ...]:
 
 @functools.cache
 def baseline_metric(task: Task, seeds: tuple[int, ...], baseline: str = BASELINE) -> float:
-    """The baseline program's mean metric on ``task`` and ``seeds`` (cached)."""
+    """The baseline program's mean metric on ``task`` and ``seeds`` at its own
+    constants (cached)."""
     (metric, _, ok), _ = run_engine(library.get(baseline), task, seeds)
     if not ok.all():
         raise RuntimeError(f"the baseline {baseline!r} diverged on {task.name} with {seeds}")
     return float(np.mean(metric))
 
 
+class Baseline(BaseModel):
+    """A baseline program calibrated on a task and seeds: its best mean metric."""
+
+    model_config = ConfigDict(frozen=True)
+
+    program: str = Field(description="Library name of the baseline program.")
+    task: str
+    seeds: tuple[int, ...]
+    metric: float = Field(description="Mean metric over the seeds at the best multiplier.")
+    lr_multiplier: float = Field(description="The multiplier calibration chose.")
+    lr_grid: tuple[tuple[float, float | None], ...] = Field(
+        description="(multiplier, mean metric) for every multiplier trained.")
+    lr_at_edge: bool = Field(description="The best was at the grid's edge.")
+
+
+@functools.cache
+def calibrated_baseline(task: Task, seeds: tuple[int, ...], baseline: str = BASELINE,
+                        grid: LrGrid = WIDE) -> Baseline:
+    """``baseline`` at its best multiplier of ``grid`` on ``task`` and ``seeds``:
+    computed once per machine (:mod:`evaluators.baselines`) and per process.
+    RuntimeError if it diverges at every multiplier."""
+    k = baselines.key(baseline, task.name, seeds, grid.model_dump_json())
+    stored = baselines.lookup(k)
+    if stored is not None:
+        try:
+            return Baseline.model_validate(stored)
+        except ValueError:
+            pass  # an entry of another layout: compute it again
+    r = evaluate(library.get(baseline), task, seeds, lr_grid=grid, baseline_value=1.0)
+    if r.failed:
+        raise RuntimeError(f"the baseline {baseline!r} diverged on {task.name} with {seeds} "
+                           f"at every multiplier of {grid.label()}")
+    result = Baseline(program=baseline, task=task.name, seeds=seeds,
+                      metric=float(np.mean(r.metrics)), lr_multiplier=r.lr_multiplier,
+                      lr_grid=r.lr_grid, lr_at_edge=r.lr_at_edge)
+    baselines.store(k, result.model_dump(mode="json"))
+    return result
+
+
 def evaluate(
     program: Program, task: str | Task, seeds: tuple[int, ...] = (0, 1),
-    *, baseline: str = BASELINE,
+    *, baseline: str = BASELINE, lr_grid: LrGrid | None = None, centre: float | None = None,
+    baseline_value: float | None = None,
 ) -> EvalResult:
     """Train ``program`` on ``task`` once per seed and score it against ``baseline``.
+
+    With ``lr_grid``, the program is trained at every multiplier of the grid
+    (centred on ``centre`` if given) and scored by the best, against the baseline
+    calibrated by :data:`~evaluators.grid.WIDE`. ``baseline_value`` replaces the
+    baseline's metric (a value computed once elsewhere, e.g. by a search's first
+    evaluation).
 
     >>> from dsl import library
     >>> r = evaluate(library.get("warmstart"), "quadratic/A")
@@ -83,13 +153,49 @@ def evaluate(
     """
     task, seeds = _task(task), _seeds(seeds)
     start = time.perf_counter()
+    if lr_grid is not None:
+        return _calibrated(program, task, seeds, lr_grid, centre, baseline, baseline_value,
+                           start)
     try:
         (metric, steps, ok), compile_time = run_engine(program, task, seeds)
     except ProgramError as e:
         return _invalid(task, seeds, e, time.perf_counter() - start)
-    base = baseline_metric(task, seeds, baseline)
+    base = baseline_metric(task, seeds, baseline) if baseline_value is None else baseline_value
     return _scored(task, seeds, metric, steps, ok, base, time.perf_counter() - start,
-                   compile_time)
+                   compile_time).model_copy(update={"baseline_lr": 1.0})
+
+
+def _calibrated(program: Program, task: Task, seeds: tuple[int, ...], grid: LrGrid,
+                centre: float | None, baseline: str, baseline_value: float | None,
+                start: float) -> EvalResult:
+    """:func:`evaluate` with a learning-rate grid: one engine call per pass."""
+    cal = Calibration(grid, centre)
+    runs: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    compile_time = 0.0
+    while multipliers := cal.next():
+        try:
+            (metric, steps, ok), spent = run_engine_grid(program, task, seeds, multipliers)
+        except ProgramError as e:
+            return _invalid(task, seeds, e, time.perf_counter() - start)
+        compile_time += spent
+        good = ok.all(axis=1) & np.isfinite(metric).all(axis=1)
+        cal.tell(multipliers, tuple(float(np.mean(metric[k])) if good[k] else None
+                                    for k in range(len(multipliers))))
+        for k, m in enumerate(multipliers):
+            runs[m] = metric[k], steps[k], ok[k]
+    best = cal.best
+    chosen = best[0] if best is not None else min(runs, key=lambda m: abs(np.log(m)))
+    if baseline_value is not None:
+        base, base_lr = baseline_value, None
+    else:
+        calibrated = calibrated_baseline(task, seeds, baseline)
+        base, base_lr = calibrated.metric, calibrated.lr_multiplier
+    metric, steps, ok = runs[chosen]
+    result = _scored(task, seeds, metric, steps, ok, base, time.perf_counter() - start,
+                     compile_time)
+    return result.model_copy(update={
+        "lr_multiplier": chosen, "lr_grid": tuple(sorted(cal.tried.items())),
+        "lr_at_edge": cal.at_edge, "baseline_lr": base_lr})
 
 
 def evaluate_batch(
@@ -190,3 +296,27 @@ def _merge(parts: list[EvalResult]) -> EvalResult:
                       diverged=diverged, fitness=score, baseline=base, error=error,
                       wall_time=sum(r.wall_time for r in parts),
                       compile_time=sum(r.compile_time for r in parts))
+
+
+def train_runs(program: Program, task_names: list[str], seeds: tuple[int, ...],
+               lr_grid: LrGrid = WIDE, *,
+               progress: Callable[[str], None] | None = None) -> dict[str, dict]:
+    """``program`` calibrated by ``lr_grid`` on each task, as the funnel reads it
+    (``search.funnel.TaskRun``): per task the per-seed metrics at the chosen
+    multiplier, the multiplier, whether it was the grid's edge, and any error.
+
+    No baseline is trained: the funnel compares the runs with its own baselines'.
+    With ``progress``, a line per task. Exceptions (a task that cannot load) propagate.
+    """
+    out = {}
+    for name in task_names:
+        # the metric itself is what the funnel compares: baseline_value only fills the field
+        r = evaluate(program, name, seeds, lr_grid=lr_grid, baseline_value=1.0)
+        if progress:
+            what = (r.error or "diverged at every learning rate" if r.failed else
+                    f"metric {np.mean(r.metrics):.4g} at lr x{r.lr_multiplier:.3g}"
+                    f"{' (the edge of the grid)' if r.lr_at_edge else ''}")
+            progress(f"{name}: {what}, {r.wall_time:.1f} s")
+        out[name] = {"metrics": list(r.metrics), "lr_multiplier": r.lr_multiplier,
+                     "lr_at_edge": r.lr_at_edge, "error": r.error}
+    return out

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
 
+from evaluators.grid import SEARCH, LrGrid
+
 
 class MutationConfig(BaseModel):
     """How children are made from parents (Chen et al. 2023, section 2)."""
@@ -60,6 +62,13 @@ class SearchConfig(BaseModel):
         description="Proxy tasks the fitness is measured on (never held-out ones).")
     seeds: list[NonNegativeInt] = Field(default_factory=lambda: [0, 1],
                                         description="Training seeds per task (integers >= 0).")
+    lr_grid: LrGrid | None = Field(
+        SEARCH, description="Learning-rate calibration: each program is trained at these "
+        "multipliers of the schedule and scored by the best, against the warm start calibrated "
+        "by the wide grid (evaluators.grid.WIDE), which the warm start's own evaluation uses. "
+        "The default: 3 multipliers half a decade apart around the parent's choice. null: each "
+        "program at its own constants, against the warm start at its own (the Lion paper's "
+        "protocol).")
     mutation: MutationConfig = Field(default_factory=MutationConfig)
     workers: int = Field(2, ge=1, description="Evaluations run at once.")
     executor: Literal["ray", "serial"] = Field(

@@ -3,12 +3,19 @@
 A round starts with the whole population equal to its seed program (the warm
 start, or the best program so far). ``ask`` draws ``tournament`` members at
 random, mutates the fittest; ``tell`` appends the child and drops the oldest.
-A round ends when its best has not improved for ``plateau`` results: the first
+A round ends when its best has not improved for ``plateau`` fresh evaluations
+(a cache hit is a result but no new information, so it does not count): the first
 ``restarts`` rounds start from the warm start (exploration), later ones from
 the best program found (exploitation). No JAX, no Ray: fitness comes from
 outside. A candidate whose evaluation could not run (an infrastructure error,
 not its fitness) is handed back with ``retry`` and asked again, same id, before
 anything new. The state, random generator included, round-trips through JSON.
+
+With a learning-rate grid that follows the parent (``lr_grid.follow_parent``),
+each member keeps the multiplier its evaluation chose per task (``lr``), and a
+child is asked with its parent's as ``lr_centre``; a program without a parent
+(the warm start's children of a new round included) is centred on the warm
+start's.
 """
 
 from __future__ import annotations
@@ -36,17 +43,20 @@ class Member:
     id: int
     program: Program
     fitness: float | None
+    lr: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A program asked for, to be evaluated and told back."""
+    """A program asked for, to be evaluated and told back. ``lr_centre``: per task,
+    the multiplier its learning-rate grid is centred on (its parent's choice), or None."""
 
     id: int
     parent: int | None
     program: Program
     mutation: dict[str, Any]
     round: int
+    lr_centre: dict[str, float] | None = None
 
 
 @dataclass
@@ -65,6 +75,7 @@ class Evolution:
     warm_fitness: float | None = None
     told: int = 0
     retries: list[Candidate] = field(default_factory=list)
+    warm_lr: dict[str, float] | None = None
 
     @staticmethod
     def start(cfg: SearchConfig, warm: Program) -> Evolution:
@@ -85,26 +96,40 @@ class Evolution:
             return Candidate(0, None, self.warm, {"kind": "warm_start"}, self.round)
         if self.cfg.method == "random":
             program = random_valid_program(self.rng, self.cfg.mutation)
-            return Candidate(cid, None, program, {"kind": "random"}, self.round)
+            return Candidate(cid, None, program, {"kind": "random"}, self.round,
+                             self._centre(None))
         parent = self._tournament()
         kinds = ("perturb_constant",) if self.cfg.method == "constants" else None
         child, mutation = (mutate(parent.program, self.rng, self.cfg.mutation, kinds)
                            if kinds else mutate(parent.program, self.rng, self.cfg.mutation))
-        return Candidate(cid, parent.id if parent.id >= 0 else 0, child, mutation, self.round)
+        return Candidate(cid, parent.id if parent.id >= 0 else 0, child, mutation, self.round,
+                         self._centre(parent))
+
+    def _centre(self, parent: Member | None) -> dict[str, float] | None:
+        """Where a child's learning-rate grid is centred: its parent's multipliers
+        (the warm start's without a parent or where the parent has none)."""
+        grid = self.cfg.lr_grid
+        if grid is None or not grid.follow_parent:
+            return None
+        lr = parent.lr if parent is not None and parent.lr else self.warm_lr
+        return dict(lr) if lr else None
 
     def retry(self, candidate: Candidate) -> None:
         """Hand back a candidate whose evaluation could not run: asked again next."""
         self.retries.append(candidate)
 
-    def tell(self, candidate: Candidate, fitness: float) -> None:
-        """Record ``candidate``'s fitness; may end the round and start the next."""
+    def tell(self, candidate: Candidate, fitness: float, *, lr: dict[str, float] | None = None,
+             fresh: bool = True) -> None:
+        """Record ``candidate``'s fitness (and the multipliers its evaluation chose per
+        task, ``lr``); may end the round and start the next. A result that is not
+        ``fresh`` (a cache hit) does not count towards the plateau."""
         self.told += 1
         fitness = float(fitness) if np.isfinite(fitness) else FAILED
         if candidate.id == 0:
-            self.warm_fitness = fitness
+            self.warm_fitness, self.warm_lr = fitness, lr
             self.population = deque(
-                Member(0, m.program, fitness) if m.id == -1 else m for m in self.population)
-        member = Member(candidate.id, candidate.program, fitness)
+                Member(0, m.program, fitness, lr) if m.id == -1 else m for m in self.population)
+        member = Member(candidate.id, candidate.program, fitness, lr)
         if fitness > FAILED and (self.best is None or fitness > self.best.fitness):
             self.best = member
         if candidate.round != self.round:
@@ -115,7 +140,7 @@ class Evolution:
                 self.population.popleft()
         if fitness > self.round_best:
             self.round_best, self.since_improvement = fitness, 0
-        else:
+        elif fresh:
             self.since_improvement += 1
             if self.since_improvement >= self.cfg.plateau:
                 self._next_round()
@@ -135,7 +160,7 @@ class Evolution:
     def _next_round(self) -> None:
         self.round += 1
         if self.round < self.cfg.restarts or self.best is None:
-            self._seed_round(Member(0, self.warm, self.warm_fitness))
+            self._seed_round(Member(0, self.warm, self.warm_fitness, self.warm_lr))
         else:
             self._seed_round(self.best)
 
@@ -150,7 +175,7 @@ class Evolution:
 
         def member(m: Member | None):
             return None if m is None else {"id": m.id, "source": m.program.to_source(),
-                                           "fitness": m.fitness}
+                                           "fitness": m.fitness, "lr": m.lr}
 
         return {
             "population": [member(m) for m in self.population],
@@ -159,7 +184,9 @@ class Evolution:
             "warm_fitness": self.warm_fitness, "told": self.told,
             "rng": self.rng.bit_generator.state,
             "retries": [{"id": c.id, "parent": c.parent, "source": c.program.to_source(),
-                         "mutation": c.mutation, "round": c.round} for c in self.retries],
+                         "mutation": c.mutation, "round": c.round, "lr_centre": c.lr_centre}
+                        for c in self.retries],
+            "warm_lr": self.warm_lr,
         }
 
     @staticmethod
@@ -171,7 +198,7 @@ class Evolution:
                 return None
             program = sources.get(d["source"]) or sources.setdefault(d["source"],
                                                                      parse(d["source"]))
-            return Member(d["id"], program, d["fitness"])
+            return Member(d["id"], program, d["fitness"], d.get("lr"))
 
         rng = np.random.default_rng()
         rng.bit_generator.state = state["rng"]
@@ -179,6 +206,7 @@ class Evolution:
             cfg, warm, rng, deque(member(d) for d in state["population"]), state["next_id"],
             state["round"], state["round_best"], state["since_improvement"],
             member(state["best"]), state["warm_fitness"], state["told"],
-            [Candidate(d["id"], d["parent"], parse(d["source"]), d["mutation"], d["round"])
-             for d in state.get("retries", [])],
+            [Candidate(d["id"], d["parent"], parse(d["source"]), d["mutation"], d["round"],
+                       d.get("lr_centre")) for d in state.get("retries", [])],
+            state.get("warm_lr"),
         )

@@ -1,7 +1,9 @@
 """Executors: where evaluations run. The only module that knows search and evaluators.
 
-A job is plain data (id, program source, tasks, seeds); a result is plain data
-too (fitness, per-task metrics, error, worker, timing). ``evaluate_job`` never
+A job is plain data (id, program source, tasks, seeds, and with calibration
+the learning-rate grid, the multipliers to centre it on per task and the
+baseline metric per task); a result is plain data too (fitness, per-task
+metrics and chosen multipliers, error, worker, timing). ``evaluate_job`` never
 raises. A result is one of two kinds:
 
 - the program's own: a fitness, ``evaluators.FAILED`` when the program is
@@ -166,16 +168,24 @@ def evaluate_job(job: Job) -> Result:
     try:
         from evaluators import evaluate
         from evaluators.fitness import combine
+        from evaluators.grid import LrGrid
 
+        grid = None if job.get("lr_grid") is None else LrGrid.model_validate(job["lr_grid"])
+        centres, bases = job.get("lr_centre") or {}, job.get("baselines") or {}
         results = []
         for task in job["tasks"]:
             where = task
-            results.append(evaluate(program, task, tuple(job["seeds"])))
+            results.append(evaluate(program, task, tuple(job["seeds"]), lr_grid=grid,
+                                    centre=centres.get(task), baseline_value=bases.get(task)))
     except Exception as e:  # not the program's fault: never its fitness
         return infra_result(job, f"{where}: {type(e).__name__}: {e}",
                             time.perf_counter() - start)
     tasks = {r.task: {"fitness": r.fitness, "metrics": list(r.metrics), "steps": list(r.steps),
-                      "diverged": r.diverged, "error": r.error} for r in results}
+                      "diverged": r.diverged, "error": r.error, "baseline": r.baseline}
+             | ({"lr_multiplier": r.lr_multiplier, "lr_at_edge": r.lr_at_edge,
+                 "baseline_lr": r.baseline_lr,
+                 "lr_grid": [list(p) for p in r.lr_grid]} if grid is not None else {})
+             for r in results}
     return {"id": job["id"], "fitness": combine(r.fitness for r in results), "tasks": tasks,
             "error": None, "worker": f"{socket.gethostname()}:{os.getpid()}",
             "timing": {"wall_time": time.perf_counter() - start,

@@ -1,31 +1,99 @@
-"""The funnel: the search's best programs, verified on larger tasks and held-out ones.
+"""The funnel: the search's best programs, verified on larger tasks and held-out ones,
+against classical optimizers tuned the same way.
 
 The top ``k`` distinct programs of a run (by search fitness, one per
-fingerprint, failures excluded) are evaluated on tier B of the search's task
-families; those that beat the AdamW warm start on B by ``margin`` go on to tier
-C; every finalist is also scored on held-out meta-validation tasks the search
-never trained on. Every fitness is against the AdamW warm start at its own
-fixed settings on the same task and seeds (``log(AdamW metric / metric)``).
+fingerprint, failures excluded) are trained on tier B of the search's task
+families; those that beat the best baseline on B by ``margin`` go on to tier C;
+every finalist is also trained on held-out meta-validation tasks the search
+never trained on. Every training, finalists' and baselines' alike, is on seeds
+the search never used, each program at its best learning rate (the same
+calibration grid for all: the caller's ``train``). The baselines are
+classical optimizers (:data:`BASELINES`: AdamW, Lion, SGD with momentum), and
+per task the finalist's fitness is given against each and against the best of
+them (``log(baseline metric / metric)``, seed means), with the standard error
+of the per-seed log-ratios (the seeds pair up: same initial parameters and
+batches). A finalist *beats* a baseline on a task when its fitness exceeds
+twice that standard error; the verdict says so in words.
 
 ``funnel.json`` in the run directory is rewritten (atomically) after each tier
 of each program, so an interrupted funnel resumes where it stopped: a tier
-already in the file for the same tasks is not run again.
+already in the file for the same tasks, seeds and baselines is not run again,
+nor is a baseline.
 
-Evaluation is passed in (``evaluate(program, tasks) -> (fitness, per-task)``):
-search/ never trains.
+Training is passed in (``train(program, tasks) -> {task: TaskRun}``): search/
+never trains.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict
 
-from dsl import Program
+from dsl import Program, library
 from search.evolution import FAILED
 from search.rundir import RunDir
 
-Evaluate = Callable[[Program, list[str]], tuple[float, dict[str, float]]]
+#: The classical optimizers every finalist is compared with (library names).
+BASELINES = ("adamw", "lion", "momentum")
+#: Training seeds of the funnel: this many after the search's largest.
+SEEDS = 3
+
+
+class TaskRun(TypedDict):
+    """One program trained on one task by the caller's ``train``."""
+
+    metrics: list[float | None]  # per seed, at the chosen multiplier; None if not finite
+    lr_multiplier: float  # the multiplier calibration chose
+    lr_at_edge: bool  # the best multiplier was the grid's edge
+    error: str | None  # why the program could not be trained (invalid on the task)
+
+
+Train = Callable[[Program, list[str]], dict[str, TaskRun]]
+
+
+def funnel_seeds(search_seeds: list[int], n: int = SEEDS) -> tuple[int, ...]:
+    """``n`` seeds the search never trained on: those after its largest."""
+    start = max(search_seeds) + 1
+    return tuple(range(start, start + n))
+
+
+def compare(metrics: list[float | None], base: list[float | None]) -> dict[str, Any]:
+    """A program's per-seed metrics against a baseline's on the same seeds:
+    ``fitness`` (log of the ratio of seed means; FAILED if the program failed) and
+    ``stderr`` (of the per-seed log-ratios; None with one seed)."""
+    if any(m is None or not m > 0 for m in metrics) or not metrics:
+        return {"fitness": FAILED, "stderr": None}
+    if any(b is None or not b > 0 for b in base):
+        return {"fitness": math.inf, "stderr": None}  # the baseline failed: anything beats it
+    fitness = math.log(sum(base) / sum(metrics))
+    ratios = [math.log(b / m) for b, m in zip(base, metrics, strict=True)]
+    n = len(ratios)
+    if n < 2:
+        return {"fitness": fitness, "stderr": None}
+    mean = sum(ratios) / n
+    std = math.sqrt(sum((r - mean) ** 2 for r in ratios) / (n - 1))
+    return {"fitness": fitness, "stderr": std / math.sqrt(n)}
+
+
+def beats(c: dict[str, Any], margin: float = 0.0) -> bool:
+    """Better than the baseline by more than ``margin`` and twice the standard error."""
+    noise = 2 * c["stderr"] if c["stderr"] is not None else math.inf
+    return c["fitness"] > FAILED and c["fitness"] - margin > noise
+
+
+def verdict(c: dict[str, Any], best: str, margin: float = 0.0) -> str:
+    """The comparison with the best baseline, in words."""
+    if c["fitness"] <= FAILED:
+        return "failed"
+    if c["stderr"] is None:
+        return f"{c['fitness']:+.3f} vs {best}: one seed, no noise estimate"
+    if beats(c, margin):
+        return f"beats {best} beyond noise"
+    if -c["fitness"] > 2 * c["stderr"]:
+        return f"worse than {best} beyond noise"
+    return f"within noise of {best}"
 
 
 def top_programs(run: RunDir, k: int) -> list[dict[str, Any]]:
@@ -38,25 +106,44 @@ def tier(tasks: list[str], letter: str) -> list[str]:
     return list(dict.fromkeys(f"{t.split('/')[0]}/{letter}" for t in tasks))
 
 
-def funnel(run: RunDir, evaluate: Evaluate, *, k: int = 3, margin: float = 0.0,
-           held_out: list[str] | None = None,
+def funnel(run: RunDir, train: Train, *, k: int = 3, margin: float = 0.0,
+           held_out: list[str] | None = None, seeds: tuple[int, ...] | None = None,
+           baselines: tuple[str, ...] = BASELINES, grid: str = "",
+           tiers_run: tuple[str, ...] = ("B", "held_out", "C"),
            progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Run the funnel, resuming ``funnel.json``; return its rows, best first."""
+    """Run the funnel, resuming ``funnel.json``; return its rows, best first.
+
+    ``train`` trains a program on tasks at ``seeds`` (the caller binds them;
+    default :func:`funnel_seeds`) and ``grid`` describes its calibration, for the
+    record. A tier's ``fitness`` is the mean over its tasks of the fitness against
+    the best baseline of each task. ``tiers_run`` leaves tiers out (C costs most).
+    """
     cfg = run.config()
+    seeds = tuple(seeds) if seeds is not None else funnel_seeds(cfg.seeds)
     tiers = {"B": tier(cfg.tasks, "B"), "held_out": held_out if held_out is not None
              else ["cnn_digits/A"], "C": tier(cfg.tasks, "C")}
     path = run.path / "funnel.json"
-    done = _previous_rows(path, tiers)
+    setup = {"seeds": list(seeds), "baselines": list(baselines), "grid": grid}
+    done, base_runs = _previous(path, tiers, setup)
     rows: list[dict[str, Any]] = []
 
     def save() -> None:
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"margin": margin, "tier_B": tiers["B"],
-                                   "tier_C": tiers["C"], "held_out": tiers["held_out"],
-                                   "rows": rows + [r for i, r in done.items()
-                                                   if i not in {x["id"] for x in rows}]},
-                                  indent=2))
+        kept = rows + [r for i, r in done.items() if i not in {x["id"] for x in rows}]
+        tmp.write_text(json.dumps(setup | {
+            "margin": margin, "tier_B": tiers["B"], "tier_C": tiers["C"],
+            "held_out": tiers["held_out"], "baseline_runs": base_runs, "rows": kept},
+            indent=2))
         tmp.replace(path)
+
+    def baseline_runs(tasks: list[str]) -> None:
+        for name in baselines:
+            missing = [t for t in tasks if t not in base_runs.get(name, {})]
+            if missing:
+                if progress:
+                    progress(f"baseline {name}: {', '.join(missing)}")
+                base_runs.setdefault(name, {}).update(train(library.get(name), missing))
+                save()
 
     chosen = run.top(k)
     for n, found in enumerate(chosen, start=1):
@@ -64,20 +151,25 @@ def funnel(run: RunDir, evaluate: Evaluate, *, k: int = 3, margin: float = 0.0,
                                      "search_fitness": found.fitness, "tiers": {}}
         rows.append(row)
         for name in ("B", "held_out", "C"):
-            if name == "C" and not row["tiers"]["B"]["fitness"] > margin:
+            if name not in tiers_run:
+                continue
+            if name == "C" and not row.get("passed_B"):
                 break
             if name in row["tiers"]:
                 if progress:
                     progress(f"program {found.id} ({n}/{len(chosen)}): {name} "
                              f"{row['tiers'][name]['fitness']:+.4f} (from funnel.json)")
+                _passed(row, margin)
                 continue
+            baseline_runs(tiers[name])
             if progress:
                 progress(f"program {found.id} ({n}/{len(chosen)}): tier {name} "
                          f"({', '.join(tiers[name])})")
-            fitness, per_task = evaluate(found.program, tiers[name])
-            row["tiers"][name] = {"fitness": fitness, "tasks": per_task}
+            runs = train(found.program, tiers[name])
+            row["tiers"][name] = judge(runs, {b: base_runs[b] for b in baselines}, margin)
             if progress:
-                progress(f"program {found.id}: {name} fitness {fitness:+.4f}")
+                progress(f"program {found.id}: {name} {row['tiers'][name]['fitness']:+.4f} "
+                         f"against the best baseline: {row['tiers'][name]['verdict']}")
             _passed(row, margin)
             save()
         _passed(row, margin)
@@ -85,52 +177,143 @@ def funnel(run: RunDir, evaluate: Evaluate, *, k: int = 3, margin: float = 0.0,
     return rows
 
 
+def judge(runs: dict[str, TaskRun], base: dict[str, dict[str, TaskRun]],
+          margin: float = 0.0) -> dict[str, Any]:
+    """One tier of one program: per task, the comparison with each baseline and with
+    the best (the lowest mean metric); the tier's fitness and standard error (mean
+    over tasks), and a verdict."""
+    tasks: dict[str, Any] = {}
+    for task, r in runs.items():
+        vs = {name: compare(r["metrics"], b[task]["metrics"]) for name, b in base.items()}
+        means = {name: _mean(b[task]["metrics"]) for name, b in base.items()}
+        best = min(means, key=lambda name: means[name])
+        tasks[task] = {"metric": _mean(r["metrics"]), "metrics": r["metrics"],
+                       "lr_multiplier": r["lr_multiplier"], "lr_at_edge": r["lr_at_edge"],
+                       "error": r.get("error"), "vs": vs, "best_baseline": best,
+                       "fitness": vs[best]["fitness"], "stderr": vs[best]["stderr"],
+                       "verdict": verdict(vs[best], best, margin)}
+    values = [t["fitness"] for t in tasks.values()]
+    errors = [t["stderr"] for t in tasks.values()]
+    failed = any(v <= FAILED for v in values) or not values
+    fitness = FAILED if failed else sum(values) / len(values)
+    stderr = (None if failed or any(e is None for e in errors)
+              else math.sqrt(sum(e * e for e in errors)) / len(errors))
+    overall = {"fitness": fitness, "stderr": stderr}
+    return {"fitness": fitness, "stderr": stderr,
+            "beats_best": beats(overall, margin),
+            "verdict": verdict(overall, "the best baseline", margin).replace(
+                "vs the best baseline", "against the best baseline"),
+            "tasks": tasks}
+
+
+def _mean(values: list[float | None]) -> float:
+    if any(v is None for v in values) or not values:
+        return math.inf
+    return sum(values) / len(values)  # type: ignore[arg-type]
+
+
 def _passed(row: dict[str, Any], margin: float) -> None:
     tiers = row["tiers"]
     row["passed_B"] = "B" in tiers and tiers["B"]["fitness"] > margin
     row["passed_C"] = row["passed_B"] and "C" in tiers and tiers["C"]["fitness"] > margin
+    row["beats_best"] = {name: t.get("beats_best", False) for name, t in tiers.items()}
 
 
-def _previous_rows(path, tiers: dict[str, list[str]]) -> dict[int, dict[str, Any]]:
-    """Rows of an earlier funnel of this run, each keeping only the tiers run on the
-    same tasks (an unreadable file is started over)."""
+def _previous(path, tiers: dict[str, list[str]], setup: dict[str, Any]):
+    """Rows and baseline runs of an earlier funnel of this run with the same seeds,
+    baselines and grid, each row keeping only the tiers run on the same tasks (an
+    unreadable or different file is started over)."""
     try:
         saved = json.loads(path.read_text())
     except (OSError, ValueError):
-        return {}
+        return {}, {}
+    if not isinstance(saved, dict) or any(saved.get(key) != value
+                                          for key, value in setup.items()):
+        return {}, {}
     same = {name for name, key in (("B", "tier_B"), ("C", "tier_C"), ("held_out", "held_out"))
             if saved.get(key) == tiers[name]}
     rows = {}
     for row in saved.get("rows", []):
         kept = {name: t for name, t in row.get("tiers", {}).items() if name in same}
         rows[row["id"]] = row | {"tiers": kept}
-    return rows
+    return rows, saved.get("baseline_runs", {})
 
 
 #: What the funnel table's columns mean, printed under it.
 COLUMNS = """\
-columns: fitness = log(AdamW metric / metric), mean over tasks; 0 = as good as the AdamW
-warm start (its fixed settings, same tasks and seeds), higher is better, failed = -1e9.
-  search    the fitness the search saw (tier A)      B, C  the same families, larger tiers
-  held out  tasks the search never trained on        passed  last tier beaten by --margin
+columns: fitness = log(baseline metric / metric) against the best of the tuned baselines
+on each task (AdamW, Lion, SGD with momentum; each program and baseline at its best
+learning rate, on seeds the search never used), mean over tasks, ± its standard error
+over seeds; 0 = as good as the best baseline, higher is better, failed = -1e9.
+  search    the fitness the search saw (tier A, its own baseline)   B, C  larger tiers
+  held out  tasks the search never trained on     passed  last tier beaten by --margin
+  verdict   the last tier run against the best baseline, noise = 2 standard errors
   -         a tier not run (C runs only after B passes)"""
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     """The funnel as text: one line per program."""
-    lines = [f"{'id':>6} {'search':>9} {'B':>9} {'C':>9} {'held out':>9}  passed"]
+    lines = [f"{'id':>6} {'search':>9} {'B':>15} {'C':>15} {'held out':>15}  passed  "
+             "verdict"]
 
-    def value(fitness: float | None) -> str:
-        if fitness is None:
-            return f"{'-':>9}"
-        return f"{'failed':>9}" if fitness <= FAILED else f"{fitness:+9.4f}"
-
-    def f(row, key):
-        t = row["tiers"].get(key)
-        return value(t["fitness"] if t else None)
+    def value(t: dict[str, Any] | None, width: int = 15) -> str:
+        if t is None:
+            return f"{'-':>{width}}"
+        if t["fitness"] <= FAILED:
+            return f"{'failed':>{width}}"
+        se = "" if t.get("stderr") is None else f"±{t['stderr']:.3f}"
+        return f"{t['fitness']:+.3f}{se}".rjust(width)
 
     for row in rows:
         passed = "C" if row["passed_C"] else "B" if row["passed_B"] else "-"
-        lines.append(f"{row['id']:>6} {value(row['search_fitness'])} {f(row, 'B')} "
-                     f"{f(row, 'C')} {f(row, 'held_out')}  {passed}")
+        last = next((row["tiers"][t] for t in ("C", "held_out", "B") if t in row["tiers"]), None)
+        lines.append(f"{row['id']:>6} {value({'fitness': row['search_fitness']}, 9)} "
+                     f"{value(row['tiers'].get('B'))} {value(row['tiers'].get('C'))} "
+                     f"{value(row['tiers'].get('held_out'))}  {passed:<6}  "
+                     f"{last['verdict'] if last else '-'}")
     return "\n".join(lines)
+
+
+def baselines_table(path) -> str:
+    """The tuned baselines of a funnel.json: per task, each one's mean metric and the
+    learning-rate multiplier calibration chose."""
+    saved = json.loads(path.read_text())
+    runs = saved.get("baseline_runs", {})
+    tasks = sorted({t for r in runs.values() for t in r})
+    lines = [f"{'task':<18}" + "".join(f"{name:>22}" for name in runs)]
+    for task in tasks:
+        cells = []
+        for name in runs:
+            r = runs[name].get(task)
+            cells.append(f"{'-':>22}" if r is None else
+                         f"{_mean(r['metrics']):.4g} at lr x{r['lr_multiplier']:.3g}".rjust(22))
+        lines.append(f"{task:<18}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def calibrated_lr(run: RunDir, program_id: int) -> tuple[float, str] | None:
+    """The learning rate calibration chose for a run's program on the largest tier it
+    was verified on (tier C, else B from ``funnel.json``, else the search's own tier
+    A), with a note naming the tier and tasks: the geometric mean of the tasks'
+    multipliers where they differ. None if no calibration is known (a search
+    without a learning-rate grid, never funnelled)."""
+    path = run.path / "funnel.json"
+    try:
+        rows = json.loads(path.read_text()).get("rows", [])
+    except (OSError, ValueError, AttributeError):
+        rows = []
+    row = next((r for r in rows if r.get("id") == program_id), None)
+    for name in ("C", "B"):
+        t = (row or {}).get("tiers", {}).get(name)
+        if t and t["fitness"] > FAILED:
+            return _geometric({k: v["lr_multiplier"] for k, v in t["tasks"].items()},
+                              f"tier {name} of the funnel")
+    lr = run.program(program_id).lr
+    return _geometric(lr, "the search's tasks") if lr else None
+
+
+def _geometric(lr: dict[str, float], where: str) -> tuple[float, str]:
+    value = float(f"{math.exp(sum(map(math.log, lr.values())) / len(lr)):.3g}")
+    tasks = ", ".join(f"{t} {m:.3g}" for t, m in sorted(lr.items()))
+    how = "" if len(lr) == 1 else ", the geometric mean of"
+    return value, f"on {where}{how} ({tasks})"

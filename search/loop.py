@@ -4,6 +4,11 @@ Resuming reads the checkpoint, then tells the proposer every result the
 history holds beyond it, so a search killed at any point loses only the
 evaluations that were in flight.
 
+With a learning-rate grid (``lr_grid``), the warm start's evaluation is its
+calibration by the wide grid (:data:`evaluators.grid.WIDE`): its result holds
+the baseline of every task, kept in ``baselines.json`` and sent with every
+later job, so all workers score against the same values.
+
 A search that cannot work says so at once: the warm start is evaluated alone
 first, and if it fails on a task the search stops (:class:`SearchStopped`)
 before anything else is spent. An infrastructure error (the evaluation could
@@ -21,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from dsl import Program, ProgramError, library, parse
+from evaluators.grid import WIDE
 from search.cache import Cache
 from search.config import SearchConfig
 from search.evolution import FAILED, Candidate, Evolution
-from search.rundir import RunDir, RunDirError
+from search.rundir import RunDir, RunDirError, lr_of
 
 #: Proposals allowed per evaluation before the search stops looking for new programs.
 MAX_PROPOSALS_PER_EVAL = 200
@@ -106,6 +112,7 @@ class Search:
             self.lines = state["history_lines"]
             self.failed, self.infra = state.get("failed", 0), state.get("infra", 0)
         self.infra_streak = 0
+        self.baselines = run.baselines()
         #: Set by a SIGINT handler: the loop stops at its next step even when the
         #: KeyboardInterrupt itself was swallowed (Python ignores one raised inside a
         #: garbage-collector callback, such as JAX's).
@@ -129,12 +136,21 @@ class Search:
                 continue
             self.evo.retries = [c for c in self.evo.retries if c.id != cand.id]
             if not rec["cached"]:
-                self.cache.store(keys, {"fitness": rec["fitness"], "id": rec["id"]})
+                self.cache.store(keys, {"fitness": rec["fitness"], "id": rec["id"],
+                                        "lr": lr_of(rec.get("tasks", {})) or None})
                 self.evaluated += 1
                 self.failed += rec["fitness"] <= FAILED
             self.proposals += 1
-            self.evo.tell(cand, rec["fitness"])
+            self.evo.tell(cand, rec["fitness"], lr=self._lr(rec), fresh=not rec["cached"])
         self.evo.next_id = max(self.evo.next_id, last + 1)
+
+    def _lr(self, record: dict[str, Any]) -> dict[str, float] | None:
+        """The multipliers a record's evaluation chose per task (a cache answer: its
+        original's), or None without a grid."""
+        if record.get("cached"):
+            hit = self.cache.results.get(record["fingerprint"]) or {}
+            return hit.get("lr")
+        return lr_of(record.get("tasks", {})) or None
 
     def checkpoint(self) -> None:
         self.run.write_checkpoint({
@@ -153,14 +169,25 @@ class Search:
             "cached": cached_from is not None, "cached_from": cached_from,
             "fitness": None if infra else result["fitness"], "infra": infra,
             "tasks": result.get("tasks", {}), "error": result.get("error"),
-            "worker": result.get("worker"),
+            "worker": result.get("worker"), "lr_centre": cand.lr_centre,
             "timing": result.get("timing", {}) | {"finished_at": time.time()},
         })
         self.lines += 1
         if infra:
             self.evo.retry(cand)
-        else:
-            self.evo.tell(cand, result["fitness"])
+            return
+        lr = result.get("lr") if cached_from is not None else lr_of(result.get("tasks", {}))
+        self.evo.tell(cand, result["fitness"], lr=lr or None, fresh=cached_from is None)
+        if cand.id == 0 and self.cfg.lr_grid is not None and not self.baselines:
+            self._keep_baselines(result.get("tasks", {}))
+
+    def _keep_baselines(self, tasks: dict[str, Any]) -> None:
+        """The warm start's calibration gave every task's baseline: keep them."""
+        found = {t: {"metric": v["baseline"], "lr_multiplier": v.get("baseline_lr")}
+                 for t, v in tasks.items() if isinstance(v.get("baseline"), float)}
+        if set(found) == set(self.cfg.tasks):
+            self.baselines = found
+            self.run.write_baselines(found)
 
     def _fill(self) -> None:
         cfg = self.cfg
@@ -174,11 +201,26 @@ class Search:
             keys = Cache.keys(cand.program)
             hit = self.cache.lookup(keys)
             if hit is not None:
-                self._record(cand, keys, {"fitness": hit["fitness"]}, cached_from=hit["id"])
+                self._record(cand, keys, {"fitness": hit["fitness"], "lr": hit.get("lr")},
+                             cached_from=hit["id"])
                 continue
             self.inflight[cand.id] = (cand, keys)
-            self.executor.submit({"id": cand.id, "source": cand.program.to_source(),
-                                  "tasks": list(cfg.tasks), "seeds": list(cfg.seeds)})
+            self.executor.submit(self._job(cand))
+
+    def _job(self, cand: Candidate) -> dict[str, Any]:
+        """What a worker needs to evaluate ``cand``: with a grid, the warm start is
+        calibrated by the wide grid (it is the baseline); later jobs carry the
+        baselines it found and the multipliers to centre on."""
+        cfg = self.cfg
+        job: dict[str, Any] = {"id": cand.id, "source": cand.program.to_source(),
+                               "tasks": list(cfg.tasks), "seeds": list(cfg.seeds)}
+        if cfg.lr_grid is None:
+            return job
+        warm = cand.id == 0
+        job["lr_grid"] = (WIDE if warm else cfg.lr_grid).model_dump()
+        job["lr_centre"] = None if warm else cand.lr_centre
+        job["baselines"] = {t: b["metric"] for t, b in self.baselines.items()} or None
+        return job
 
     def run_until_done(self, progress: Callable[[Stats], None] | None = None) -> Evolution:
         """Run to ``max_evals`` evaluations; checkpoint every N results and at the end.
@@ -203,7 +245,8 @@ class Search:
                         self.infra_streak += 1
                         continue
                     self.infra_streak = 0
-                    self.cache.store(keys, {"fitness": result["fitness"], "id": cand.id})
+                    self.cache.store(keys, {"fitness": result["fitness"], "id": cand.id,
+                                            "lr": lr_of(result.get("tasks", {})) or None})
                     self.evaluated += 1
                     self.failed += result["fitness"] <= FAILED
                     if self.evaluated % self.cfg.checkpoint_every == 0:

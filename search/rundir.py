@@ -6,6 +6,9 @@
   ``"timing"`` so everything else is reproducible from the seed.
 - ``checkpoint.json``: the proposer, the cache index and the counters, written
   atomically (a temporary file, then a rename) every N results and at exit.
+- ``baselines.json``: with a learning-rate grid, the warm start calibrated on
+  each task (its best metric and multiplier), from the search's first
+  evaluation; every later evaluation is scored against these values.
 
 No pickle: everything is JSON a person can read. A run is read from Python
 with :meth:`RunDir.best`, :meth:`RunDir.top` and :meth:`RunDir.program`:
@@ -50,17 +53,25 @@ class RunProgram:
     program: Program
     tasks: dict[str, float]
     record: dict[str, Any]
+    lr: dict[str, float]
 
     @staticmethod
     def from_record(record: dict[str, Any]) -> RunProgram:
         genome = parse(record["source"])
+        tasks = record.get("tasks", {})
         return RunProgram(record["id"], record["fitness"], record["round"], record["parent"],
                           genome, graph.remove_dead(genome),
-                          {t: v["fitness"] for t, v in record.get("tasks", {}).items()}, record)
+                          {t: v["fitness"] for t, v in tasks.items()}, record, lr_of(tasks))
 
     @property
     def failed(self) -> bool:
         return self.fitness <= FAILED
+
+
+def lr_of(tasks: dict[str, Any]) -> dict[str, float]:
+    """Per task, the learning-rate multiplier an evaluation chose (records of
+    searches without a grid have none)."""
+    return {t: v["lr_multiplier"] for t, v in tasks.items() if v.get("lr_multiplier")}
 
 
 class RunDirError(ValueError):
@@ -75,6 +86,7 @@ class RunDir:
         self.config_path = self.path / "config.json"
         self.history_path = self.path / "history.jsonl"
         self.checkpoint_path = self.path / "checkpoint.json"
+        self.baselines_path = self.path / "baselines.json"
 
     @staticmethod
     def create(path: str | os.PathLike, config: SearchConfig) -> RunDir:
@@ -149,6 +161,25 @@ class RunDir:
         if rec["cached"] and rec.get("cached_from") in records:
             rec = rec | {"tasks": records[rec["cached_from"]].get("tasks", {})}
         return RunProgram.from_record(rec)
+
+    def baselines(self) -> dict[str, dict[str, Any]]:
+        """Per task, the calibrated warm start: ``{"metric", "lr_multiplier"}`` ({} before
+        the first evaluation, or without a learning-rate grid)."""
+        if not self.baselines_path.exists():
+            return {}
+        try:
+            data = json.loads(self.baselines_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise RunDirError(f"{self.baselines_path}: not valid JSON ({e})") from None
+        if not isinstance(data, dict) or not all(
+                isinstance(v, dict) and isinstance(v.get("metric"), float) for v in data.values()):
+            raise RunDirError(f"{self.baselines_path}: expected {{task: {{\"metric\": ...}}}}")
+        return data
+
+    def write_baselines(self, baselines: dict[str, dict[str, Any]]) -> None:
+        tmp = self.baselines_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(baselines, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, self.baselines_path)
 
     def write_checkpoint(self, state: dict[str, Any]) -> None:
         tmp = self.checkpoint_path.with_suffix(".json.tmp")

@@ -94,8 +94,9 @@ def small(command: str) -> list[str]:
         argv += ["--max-evals", "2"]
     if argv and argv[0] == "export" and "--id" in argv:  # an id the small run has
         argv[argv.index("--id") + 1] = "3"
-    if argv and argv[0] == "funnel" and "--top" in argv:  # one program through the tiers
+    if argv and argv[0] == "funnel" and "--top" in argv:  # one program, two seeds, no tier C
         argv[argv.index("--top") + 1] = "1"
+        argv += ["--seeds", "2", "--tiers", "B,held_out"]
     return argv
 
 
@@ -120,6 +121,8 @@ BENCHMARK_SIZES = {
     "bench_eval.py": ["--programs", "2", "--task", "quadratic/A"],
     "bench_search.py": ["--programs", "4", "--skip-default-search"],
     "bench_export.py": ["--rounds", "2"],
+    "bench_grid.py": ["--points", "2", "--tasks", "quadratic/A", "--repeats", "1"],
+    "bench_discovery.py": ["--quick", "--evals", "3", "--tasks", "quadratic/A"],
 }
 
 

@@ -162,20 +162,26 @@ def test_search_then_funnel_end_to_end(tmp_path) -> None:
     assert r.stderr.strip().splitlines()[-1].startswith(
         "error: funnel stopped: cnn_digits/A: ModuleNotFoundError: No module named 'sklearn' "
         "(what it finished is kept in ")
-    assert "quadratic/B seed 0: metric" in r.stdout  # progress inside a tier
+    assert re.search(r"baseline lion: quadratic/B\n +quadratic/B: metric [\d.]+ at lr x",
+                     r.stdout)  # progress: each baseline, tuned, then the finalist
     saved = json.loads((tmp_path / "run" / "funnel.json").read_text())
-    assert list(saved["rows"][0]["tiers"]) == ["B"]
-    again = run_cli("funnel", str(tmp_path / "run"), "--top", "1")
+    assert list(saved["rows"][0]["tiers"]) == ["B"] and saved["seeds"] == [1, 2, 3]
+    assert set(saved["baseline_runs"]) == {"adamw", "lion", "momentum"}
+    again = run_cli("funnel", str(tmp_path / "run"), "--top", "1", "--tiers", "B,held_out")
     assert again.returncode == 0, again.stderr
     assert re.search(r": B [-+]\d\.\d{4} \(from funnel.json\)", again.stdout)  # not trained again
-    assert "held out" in again.stdout and "columns: fitness = log(AdamW metric / metric)" \
-        in again.stdout
+    assert "baseline adamw: quadratic/B" not in again.stdout  # nor its baselines
+    assert "held out" in again.stdout and "columns: fitness = log(baseline metric / metric) " \
+        "against the best of the tuned baselines" in again.stdout
+    assert re.search(r"cnn_digits/A +[\d.]+ at lr x[\d.e-]+ +[\d.]+ at lr x", again.stdout)
+    assert re.search(r"(beats|within noise of|worse than) the best baseline", again.stdout)
     bad = run_cli("funnel", str(tmp_path / "run"), "--held-out", "mlp_mnist1d/A", timeout=60)
     assert bad.returncode == 2 and "is not a held-out task" in bad.stderr
 
 
 def test_search_simplify_export_then_train_with_the_export(tmp_path) -> None:
     import importlib.util
+    import inspect
 
     import jax
     import jax.numpy as jnp
@@ -190,17 +196,21 @@ def test_search_simplify_export_then_train_with_the_export(tmp_path) -> None:
     simplified = run_cli("simplify", str(tmp_path / "run"), "--exact-only", "--out",
                          str(tmp_path / "best.dsl"))
     assert simplified.returncode == 0 and "def train(" in simplified.stdout
-    exported = run_cli("export", str(tmp_path / "best.dsl"), "--name", "found", "--out",
+    # the run's best, exported with the learning rate its calibration chose as the default
+    exported = run_cli("export", str(tmp_path / "run"), "--name", "found", "--out",
                        str(tmp_path / "out"))
     assert exported.returncode == 0, exported.stderr
     spec = importlib.util.spec_from_file_location("found", tmp_path / "out" / "found.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    default = inspect.signature(module.found).parameters["learning_rate"].default
+    assert f"The default, {default:.4g}, is what calibration chose on the search's tasks " \
+           "(quadratic/A" in " ".join(module.__doc__.split())
     task = get("quadratic/A")
     train, val = device_data(task)
     params, batches = seed_inputs(task, (0,))
-    metric, steps, ok = direct_runner(task, module.found(task.schedule))(params, batches, train,
-                                                                          val)
+    schedule = lambda count: task.schedule(count) * default  # noqa: E731  (the task's shape)
+    metric, steps, ok = direct_runner(task, module.found(schedule))(params, batches, train, val)
     start = task.metric(jax.tree.map(lambda p: p[0], params), tuple(map(jnp.asarray, val)))
     assert bool(ok[0]) and float(metric[0]) < 0.5 * float(start)
 

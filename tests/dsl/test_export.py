@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import subprocess
 import sys
@@ -250,3 +251,23 @@ def test_hyperparameters_are_the_names_the_text_used() -> None:
     bare = "def train(w, g, lr, t, m):\n  m = interp(g, m, 0.9)\n  u = m * 0.5\n  return u, m\n"
     out = export_source(parse(bare), "bare", hyperparameters=hyperparameter_sites(bare))
     assert "beta1: float = 0.9" in out and "c1: float = 0.5" in out
+
+
+def test_a_calibrated_learning_rate_is_the_default_and_is_named(tmp_path) -> None:
+    program = library.get("warmstart")
+    note = "on tier B of the funnel (mlp_mnist1d/B 0.826)"
+    text = export_source(program, "found", learning_rate=0.826, learning_rate_note=note)
+    assert ("The default, 0.826, is what calibration chose on tier B of the funnel"
+            in " ".join(text.split()))
+    assert "lr: float = 0.826" in text and "opt = found(learning_rate=0.826)" in text
+    module = load_generated(text, "found", tmp_path)
+    opt = module.found()  # the default needs no argument
+    params = {"w": np.ones(3, np.float32)}
+    updates, _ = opt.update({"w": np.ones(3, np.float32)}, opt.init(params), params)
+    direct = module.found(learning_rate=0.826)
+    want, _ = direct.update({"w": np.ones(3, np.float32)}, direct.init(params), params)
+    np.testing.assert_array_equal(updates["w"], want["w"])
+    plain = export_source(program, "found")  # no calibration known: said, and required
+    assert "No calibration is known for this program" in " ".join(plain.split())
+    assert re.search(r"def found\(\s*learning_rate: optax.ScalarOrSchedule,", plain)
+    assert "lr: float = 1e-3" in plain

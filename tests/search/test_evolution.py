@@ -78,3 +78,38 @@ def test_baselines() -> None:
         c = const.ask()
         assert c.mutation["kind"] == "perturb_constant"
         const.tell(c, 0.0)
+
+
+def test_cache_hits_do_not_end_a_round() -> None:
+    """The plateau counts fresh evaluations: a round of cache answers goes on."""
+    evo = Evolution.start(cfg(plateau=3), library.get("warmstart"))
+    evo.tell(evo.ask(), 0.0)
+    for _ in range(10):
+        evo.tell(evo.ask(), -1.0, fresh=False)
+    assert evo.round == 0 and evo.since_improvement == 0
+    for _ in range(3):
+        evo.tell(evo.ask(), -1.0)
+    assert evo.round == 1
+
+
+def test_a_child_centres_its_grid_on_its_parents_learning_rates() -> None:
+    evo = Evolution.start(cfg(population=2, tournament=2), library.get("warmstart"))
+    warm_lr = {"mlp_mnist1d/A": 3.0, "transformer_lm/A": 5.0}
+    evo.tell(evo.ask(), 0.0, lr=warm_lr)
+    child = evo.ask()
+    assert child.lr_centre == warm_lr  # its parent is the warm start
+    evo.tell(child, 1.0, lr={"mlp_mnist1d/A": 0.5, "transformer_lm/A": 9.0})
+    grandchild = evo.ask()  # the tournament over (warm start, child) picks the child
+    assert grandchild.parent == child.id
+    assert grandchild.lr_centre == {"mlp_mnist1d/A": 0.5, "transformer_lm/A": 9.0}
+    state = json.loads(json.dumps(evo.state_dict()))  # the multipliers survive a resume
+    twin = Evolution.from_state(cfg(population=2, tournament=2), library.get("warmstart"), state)
+    assert [m.lr for m in twin.population] == [m.lr for m in evo.population]
+    assert twin.ask().lr_centre == evo.ask().lr_centre
+    # random programs (no parent) start from the warm start's; no grid, no centre
+    rnd = Evolution.start(cfg(method="random"), library.get("warmstart"))
+    rnd.tell(rnd.ask(), 0.0, lr=warm_lr)
+    assert rnd.ask().lr_centre == warm_lr
+    plain = Evolution.start(cfg(lr_grid=None), library.get("warmstart"))
+    plain.tell(plain.ask(), 0.0, lr=warm_lr)
+    assert plain.ask().lr_centre is None

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from dsl import abstract, parse
+from evaluators.grid import WIDE
 from search.config import SearchConfig
 from search.executor import SerialExecutor
 from search.loop import Search
@@ -72,7 +73,7 @@ def test_same_seed_same_history_and_golden(tmp_path) -> None:
     assert digest == GOLDEN, digest
 
 
-GOLDEN = "57a47cba4ad1d3dd"  # records gained "infra": false; otherwise as before
+GOLDEN = "902c16a3a6973cd0"  # records gained "lr_centre"; the plateau counts fresh evaluations
 
 
 def test_real_evaluator_is_deterministic(tmp_path) -> None:
@@ -198,3 +199,37 @@ def test_infrastructure_errors_are_retried_never_cached_and_stop_when_in_a_row(t
         Search(cfg, run, SerialExecutor(lost_after_4)).run_until_done()
     assert [r["id"] for r in run.history() if r["infra"]] == [4, 5, 4]  # 2 in flight; 4 retried
     assert run.checkpoint()["infra"] == 3 and run.checkpoint()["evaluated"] == 4
+
+
+def test_a_grid_search_sends_baselines_and_parents_multipliers(tmp_path) -> None:
+    """The warm start is calibrated by the wide grid; its baselines go to baselines.json
+    and into every later job; each child is centred on its parent's multipliers."""
+    jobs = []
+
+    def fake(job):
+        jobs.append(job)
+        lr = 2.0 + job["id"]  # each program "chooses" its own multiplier
+        return {"id": job["id"], "fitness": -0.1 * job["id"], "error": None, "worker": "test",
+                "tasks": {"quadratic/A": {"fitness": -0.1 * job["id"], "baseline": 0.04,
+                                          "baseline_lr": 17.0, "lr_multiplier": lr}},
+                "timing": {}}
+
+    cfg = small_config(max_evals=6)
+    run = RunDir.create(tmp_path / "run", cfg)
+    Search(cfg, run, SerialExecutor(fake)).run_until_done()
+    assert jobs[0]["lr_grid"] == WIDE.model_dump() and jobs[0]["baselines"] is None
+    assert all(j["lr_grid"] == cfg.lr_grid.model_dump() for j in jobs[1:])
+    assert all(j["baselines"] == {"quadratic/A": 0.04} for j in jobs[1:])
+    assert run.baselines() == {"quadratic/A": {"metric": 0.04, "lr_multiplier": 17.0}}
+    records = {r["id"]: r for r in run.history()}
+    for job in jobs[1:]:
+        parent = records[records[job["id"]]["parent"]]
+        want = {"quadratic/A": parent["tasks"]["quadratic/A"]["lr_multiplier"]}
+        assert job["lr_centre"] == want == records[job["id"]]["lr_centre"]
+    # the paper's protocol: no grid, no calibration, nothing extra in the jobs
+    jobs.clear()
+    plain = small_config(max_evals=3, lr_grid=None)
+    run = RunDir.create(tmp_path / "plain", plain)
+    Search(plain, run, SerialExecutor(fake)).run_until_done()
+    assert all(set(j) == {"id", "source", "tasks", "seeds"} for j in jobs)
+    assert run.baselines() == {}

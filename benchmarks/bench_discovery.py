@@ -1,0 +1,119 @@
+"""Does evolution discover anything? The Lion paper's comparison, judged honestly.
+
+Three methods search from the same warm start with the same evaluation budget,
+the same search seed and the same learning-rate calibration (each program at its
+best learning rate around its parent's, against the warm start at its own best):
+regularized evolution, constants only (mutating the warm start's constants:
+hyperparameter tuning) and random programs. Each method's best program then goes
+through the funnel: trained at its best learning rate (the wide grid) on seeds
+no search used, on tier B of the search's families and on the held-out tasks,
+against AdamW, Lion and SGD with momentum, each tuned by the same wide grid.
+
+    python benchmarks/bench_discovery.py --quick     # 15 minutes on 2 cores
+    python benchmarks/bench_discovery.py             # the default search's tasks and budget
+
+``--quick`` searches ``mlp_mnist1d/A`` only (150 evaluations per method, serial)
+and funnels on ``mlp_mnist1d/B`` and ``cnn_digits/A``; the full mode searches the
+default tasks (``mlp_mnist1d/A``, ``transformer_lm/A``) for 600 evaluations per
+method on Ray and funnels on their tier B and ``cnn_digits/A``. Runs are kept
+under ``--out``.
+
+Prints, per method: the search fitness (against the tuned warm start, the
+search's own seeds), and for each funnel task the fitness against the best tuned
+baseline with its standard error and the verdict. Last line:
+``evolution_vs_best_tuned_baseline_heldout: X``, evolution's best on the
+held-out tasks against the best tuned baseline of each (mean log-ratio; positive
+= better).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from evaluators.evaluate import train_runs  # noqa: E402
+from evaluators.grid import WIDE  # noqa: E402
+from search.config import SearchConfig  # noqa: E402
+from search.executor import make_executor  # noqa: E402
+from search.funnel import funnel  # noqa: E402
+from search.loop import Search  # noqa: E402
+from search.rundir import RunDir  # noqa: E402
+
+METHODS = ("evolution", "constants", "random")
+
+
+def search(method: str, out: Path, **fields) -> RunDir:
+    cfg = SearchConfig(method=method, **fields)
+    run = RunDir.create(out / method, cfg)
+    start = time.perf_counter()
+    searcher = Search(cfg, run, make_executor(cfg))
+    searcher.run_until_done()
+    best = run.best()
+    print(f"{method}: {searcher.evaluated} evaluations in {time.perf_counter() - start:.0f} s, "
+          f"best search fitness {best.fitness:+.4f} (program {best.id})", flush=True)
+    return run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="the 15-minute version")
+    ap.add_argument("--evals", type=int, help="evaluations per method (default 150 quick, "
+                    "600 full)")
+    ap.add_argument("--seed", type=int, default=0, help="the searches' seed")
+    ap.add_argument("--tasks", nargs="+", help="the searches' tasks (default: mlp_mnist1d/A "
+                    "quick, the default search's otherwise)")
+    ap.add_argument("--out", help="where the runs go (default: a temporary folder)")
+    args = ap.parse_args()
+    out = Path(args.out or tempfile.mkdtemp(prefix="bench-discovery-"))
+    if args.quick:
+        fields = {"tasks": ["mlp_mnist1d/A"], "executor": "serial",
+                  "max_evals": args.evals or 150}
+    else:
+        fields = {"max_evals": args.evals or 600}
+    fields |= {"seed": args.seed, "plateau": 40}
+    if args.tasks:
+        fields["tasks"] = args.tasks
+    held_out = ["cnn_digits/A"]
+    seeds = (10, 11, 12)  # no search trains on them
+
+    trained: dict[tuple[str, str], dict] = {}  # the baselines, trained once for all methods
+
+    def train(program, task_names):
+        for task in task_names:
+            key = (program.to_source(), task)
+            if key not in trained:
+                trained[key] = train_runs(program, [task], seeds, WIDE)[task]
+        return {task: trained[(program.to_source(), task)] for task in task_names}
+
+    results = {}
+    for method in METHODS:
+        run = search(method, out, **fields)
+        rows = funnel(run, train, k=1, held_out=held_out, seeds=seeds, grid=WIDE.label(),
+                      tiers_run=("B", "held_out"))
+        results[method] = (run.best(), rows[0])
+    print()
+    print(f"{'method':<10} {'search':>8}  task: fitness against the best tuned baseline "
+          "(AdamW, Lion, SGD momentum), ± standard error over 3 unseen seeds")
+    for method, (best, row) in results.items():
+        cells = []
+        for tier in ("B", "held_out"):
+            for task, t in row["tiers"][tier]["tasks"].items():
+                se = "" if t["stderr"] is None else f"±{t['stderr']:.3f}"
+                cells.append(f"{task} {t['fitness']:+.3f}{se} ({t['verdict']}, lr "
+                             f"x{t['lr_multiplier']:.3g})")
+        print(f"{method:<10} {best.fitness:+8.4f}  " + "; ".join(cells))
+    for method, (best, _) in results.items():
+        print(f"{method} best program (id {best.id}):")
+        print("  " + best.program.to_source().replace("\n", "\n  ").rstrip())
+    print(f"runs kept in {out}")
+    held = results["evolution"][1]["tiers"]["held_out"]["fitness"]
+    print(f"evolution_vs_best_tuned_baseline_heldout: {held:.4f}")
+
+
+if __name__ == "__main__":
+    main()
