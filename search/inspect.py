@@ -78,7 +78,10 @@ def _describe(found: RunProgram, records: list[dict[str, Any]], warm: str) -> li
     fitness = "failed" if found.failed else f"{found.fitness:+.4f}"
     lines = [f"\nprogram {found.id}  fitness {fitness}  round {found.round}"]
     for task, t in sorted(rec.get("tasks", {}).items()):
-        lines.append(f"  {task}: fitness {t['fitness']:+.4f}, metrics {t['metrics']}")
+        lr = (f", at lr x{t['lr_multiplier']:.3g}"
+              + (" (the edge of its grid)" if t.get("lr_at_edge") else "")
+              if t.get("lr_multiplier") else "")
+        lines.append(f"  {task}: fitness {t['fitness']:+.4f}, metrics {t['metrics']}{lr}")
     source = found.program.to_source()
     lines.append(source.rstrip())
     dead = len(found.genome.statements) - len(found.program.statements)

@@ -47,3 +47,24 @@ def test_report_of_a_run_that_only_failed_names_the_errors(tmp_path) -> None:
         f"{run.path}: no program evaluated yet",
         "      1 x infrastructure: mlp_mnist1d/A: ModuleNotFoundError: No module named 'mnist1d'"]
     assert plot(run)[0].name == "progress.png"  # an empty plot, not a crash
+
+
+def test_report_shows_the_learning_rate_each_task_chose(tmp_path) -> None:
+    from dsl import library
+    from search.cache import Cache
+    from search.config import SearchConfig
+    from search.rundir import RunDir
+
+    run = RunDir.create(tmp_path / "run", SearchConfig())
+    warm = library.get("warmstart")
+    keys = Cache.keys(warm)
+    run.append({"id": 0, "parent": None, "round": 0, "mutation": {"kind": "warm_start"},
+                "source": warm.to_source(), "structural_hash": keys[0], "fingerprint": keys[1],
+                "cached": False, "fitness": 0.0, "tasks": {
+                    "mlp_mnist1d/A": {"fitness": 0.0, "metrics": [1.1, 1.1],
+                                      "lr_multiplier": 3.16228, "lr_at_edge": False},
+                    "transformer_lm/A": {"fitness": 0.0, "metrics": [1.44, 1.44],
+                                         "lr_multiplier": 100.0, "lr_at_edge": True}}})
+    text = report(run)
+    assert "mlp_mnist1d/A: fitness +0.0000, metrics [1.1, 1.1], at lr x3.16\n" in text
+    assert "metrics [1.44, 1.44], at lr x100 (the edge of its grid)" in text
