@@ -203,11 +203,18 @@ def _simplify(args: argparse.Namespace) -> None:
         evaluate_all = _guarded(evaluate_all, "simplify")
 
         seeds = tuple(run.config().seeds) if run else (0, 1)
+        # a run's program is judged as its search judged it: at its best learning rate by
+        # the run's grid, centred on the multipliers its evaluation chose
+        grid = run.config().lr_grid if run else None
+        found = (run.best() if args.id is None else run.program(args.id)) if run else None
+        centres = found.lr if grid is not None and found is not None else None
 
         def fitness(p):
-            return evaluate_all(p, tasks, seeds)[1]
+            return evaluate_all(p, tasks, seeds, lr_grid=grid, centres=centres)[1]
 
-        print(f"simplifying on {', '.join(tasks)} (seeds {', '.join(map(str, seeds))})")
+        how = (f", each variant at its best of {grid.points} learning rates x{grid.ratio:.3g} "
+               "apart around the program's" if grid is not None else "")
+        print(f"simplifying on {', '.join(tasks)} (seeds {', '.join(map(str, seeds))}{how})")
 
     result = simplify(program, fitness, args.tolerance,
                       reads_weights if args.keep_weight_decay else None)

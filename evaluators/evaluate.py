@@ -258,16 +258,27 @@ def _scored(task: Task, seeds: tuple[int, ...], metric, steps, ok, base: float, 
 
 def evaluate_all(
     program: Program, task_names: list[str], seeds: tuple[int, ...] = (0, 1),
-    *, baseline: str = BASELINE, progress: Callable[[str], None] | None = None,
+    *, baseline: str = BASELINE, lr_grid: LrGrid | None = None,
+    centres: dict[str, float] | None = None, progress: Callable[[str], None] | None = None,
 ) -> tuple[list[EvalResult], float]:
     """Evaluate on several tasks; return the results and the combined fitness.
 
-    With ``progress``, each task is trained one seed at a time and a line is
-    reported per task and seed (the result is the same, to float rounding: each
+    With ``lr_grid``, each task calibrates as :func:`evaluate` does, its grid
+    centred on ``centres[task]`` where given. With ``progress``, a line is
+    reported per task (per task and seed without a grid: each seed is then
+    trained alone, which gives the same result to float rounding, since each
     seed's run does not depend on the others).
     """
-    if progress is None:
-        results = [evaluate(program, name, seeds, baseline=baseline) for name in task_names]
+    if progress is None or lr_grid is not None:
+        results = []
+        for name in task_names:
+            r = evaluate(program, name, seeds, baseline=baseline, lr_grid=lr_grid,
+                         centre=(centres or {}).get(name))
+            if progress:
+                what = ("failed" if r.failed else f"metric {np.mean(r.metrics):.4g} at lr "
+                        f"x{r.lr_multiplier:.3g} (AdamW {r.baseline:.4g} at x{r.baseline_lr:.3g})")
+                progress(f"{name}: {what}, {r.wall_time:.1f} s")
+            results.append(r)
     else:
         results = []
         for name in task_names:

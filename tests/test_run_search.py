@@ -196,6 +196,10 @@ def test_search_simplify_export_then_train_with_the_export(tmp_path) -> None:
     simplified = run_cli("simplify", str(tmp_path / "run"), "--exact-only", "--out",
                          str(tmp_path / "best.dsl"))
     assert simplified.returncode == 0 and "def train(" in simplified.stdout
+    trained = run_cli("simplify", str(tmp_path / "run"))  # ablation judged as the search judged
+    assert trained.returncode == 0, trained.stderr
+    assert ("(seeds 0, each variant at its best of 3 learning rates x3.16 apart around the "
+            "program's)") in trained.stdout
     # the run's best, exported with the learning rate its calibration chose as the default
     exported = run_cli("export", str(tmp_path / "run"), "--name", "found", "--out",
                        str(tmp_path / "out"))

@@ -138,3 +138,18 @@ def test_the_calibrated_baseline_is_computed_once_per_machine(monkeypatch) -> No
     monkeypatch.setattr(baselines, "code_version", lambda: "other")
     assert baselines.lookup(baselines.key("warmstart", task.name, (5,),
                                           grid.model_dump_json())) is None
+
+
+def test_evaluate_all_calibrates_each_task_around_its_centre() -> None:
+    grid = LrGrid(points=3, ratio=10.0)
+    lines = []
+    results, combined = evaluate_all(library.get("warmstart"), ["quadratic/A"], (0, 1),
+                                     lr_grid=grid, centres={"quadratic/A": 10.0},
+                                     progress=lines.append)
+    assert [m for m, _ in results[0].lr_grid] == [1.0, 10.0, 100.0]
+    assert combined == results[0].fitness
+    assert results[0] == evaluate(library.get("warmstart"), "quadratic/A", (0, 1),
+                                  lr_grid=grid, centre=10.0).model_copy(
+        update={"wall_time": results[0].wall_time, "compile_time": results[0].compile_time})
+    assert len(lines) == 1 and lines[0].startswith("quadratic/A: metric ")
+    assert " at lr x" in lines[0]
