@@ -273,7 +273,7 @@ def test_a_run_read_by_id_from_the_command_line_and_from_python(tmp_path) -> Non
     assert not_run.returncode == 2 and "only a run directory has program ids" in not_run.stderr
     simplified = run_cli("simplify", str(tmp_path / "run"), "--id", "0", "--tolerance", "0.5")
     assert simplified.returncode == 0, simplified.stderr
-    assert "simplifying on quadratic/A (seeds 0)" in simplified.stdout  # the run's own tasks
+    assert "simplifying on quadratic/A (seeds 0, each variant" in simplified.stdout  # its own tasks
     shown = run_cli("inspect", str(tmp_path / "run"), "--id", "0")
     assert shown.returncode == 0 and "program 0  fitness +0.0000" in shown.stdout
 
