@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dsl import ProgramError, abstract, graph, library
+from evaluators.catalog import DEFAULT_HELD_OUT
 
 SEARCH_FLAGS = {"workers", "address", "seed", "max_evals"}
 
@@ -103,7 +104,7 @@ def _tasks(timed: bool, tiers: str = "A") -> None:
 
     from evaluators import tasks
 
-    print(f"{'task':<18} {'params':>8} {'steps':>6} {'batch':>6} "
+    print(f"{'task':<22} {'params':>8} {'steps':>6} {'batch':>6} "
           f"{'s/eval' if timed else '':>7}  description")
     for name in tasks.names():
         task = tasks.get(name)
@@ -116,7 +117,7 @@ def _tasks(timed: bool, tiers: str = "A") -> None:
             evaluate(library.get("warmstart"), task)  # compile once (or load the cache)
             seconds = f"{evaluate(library.get('warmstart'), task).wall_time:.2f}"
         note = "  (held out: never searched on)" if task.held_out else ""
-        print(f"{name:<18} {size:>8} {task.steps:>6} {task.batch_size:>6} {seconds:>7}  "
+        print(f"{name:<22} {size:>8} {task.steps:>6} {task.batch_size:>6} {seconds:>7}  "
               f"{task.description}{note}", flush=True)
     if not timed:
         print("s/eval: `tasks --time` trains the warm start on each tier-A task here (2 "
@@ -255,16 +256,16 @@ def _funnel(args: argparse.Namespace) -> None:
                              "library lists them)")
     if not names:
         raise InputError("--baselines: name at least one library program")
+    run = RunDir(args.run_dir)
+    try:
+        _load_task_modules(run.config().task_modules, f"{run.path / 'config.json'}")
+    except RunDirError as e:
+        raise InputError(str(e)) from None
     tasks = [t.strip() for t in args.held_out.split(",") if t.strip()]
     for task in tasks:
         if task not in held_out():
             raise InputError(f"--held-out: {task!r} is not a held-out task "
                              f"(choose from {', '.join(held_out())})")
-    run = RunDir(args.run_dir)
-    try:
-        run.config()
-    except RunDirError as e:
-        raise InputError(str(e)) from None
     from evaluators.evaluate import train_runs
     from evaluators.grid import WIDE
 
@@ -373,12 +374,25 @@ def _config(fields: dict[str, Any], where: str):
         raise InputError(f"{where}: {loc}: {err['msg']}") from None
     from evaluators.catalog import held_out, names  # no JAX before Ray forks workers
 
+    _load_task_modules(cfg.task_modules, where)
     for task in cfg.tasks:
         if task not in names():
             raise InputError(f"{where}: tasks: unknown task {task!r}")
         if task in held_out():
             raise InputError(f"{where}: tasks: {task!r} is held out for meta-validation")
     return cfg
+
+
+def _load_task_modules(modules: list[str], where: str) -> None:
+    """Import a config's task modules here (their tasks' names are then known)."""
+    if not modules:
+        return
+    from evaluators.tasks import load_modules
+
+    try:
+        load_modules(modules)
+    except ImportError as e:
+        raise InputError(f"{where}: task_modules: {e}") from None
 
 
 def _progress(stats) -> None:
@@ -473,7 +487,7 @@ def _search(args: argparse.Namespace) -> int:
     if cfg.funnel_top:
         print(f"funnel: the {cfg.funnel_top} best programs on tiers B and C and held-out tasks")
         _funnel(argparse.Namespace(run_dir=str(run.path), top=cfg.funnel_top, margin=0.0,
-                                   held_out="cnn_digits/A", seeds=3, baselines=None,
+                                   held_out=",".join(DEFAULT_HELD_OUT), seeds=3, baselines=None,
                                    tiers="B,held_out,C"))
     return 0
 
@@ -535,6 +549,9 @@ def _main(argv: list[str] | None) -> int:
                        help="also train the warm start on each task here and show seconds")
     tasks.add_argument("--time-tiers", default="A",
                        help="the tiers --time trains on, comma-separated (C: minutes a task)")
+    tasks.add_argument("--task-modules", default="",
+                       help="comma-separated modules or .py files registering your own tasks "
+                            "(a config's task_modules), listed too")
     command("functions", "list the DSL's functions with their formula")
     simp = command("simplify", "simplify a program (a run's best, a file, a name)")
     simp.add_argument("program", help="a run directory, a .dsl file, or a library name")
@@ -554,7 +571,7 @@ def _main(argv: list[str] | None) -> int:
     fun.add_argument("--margin", type=float, default=0.0,
                      help="fitness over the best tuned baseline needed on tier B to go on to "
                           "tier C")
-    fun.add_argument("--held-out", default="cnn_digits/A",
+    fun.add_argument("--held-out", default=",".join(DEFAULT_HELD_OUT),
                      help="comma-separated held-out tasks for meta-validation")
     fun.add_argument("--tiers", default="B,held_out,C",
                      help="the tiers to run, of B, held_out and C (C only after B passes; it "
@@ -588,6 +605,8 @@ def _main(argv: list[str] | None) -> int:
         elif args.command == "library":
             _library()
         elif args.command == "tasks":
+            _load_task_modules([m.strip() for m in args.task_modules.split(",") if m.strip()],
+                               "--task-modules")
             _tasks(args.time, args.time_tiers)
         elif args.command == "functions":
             _functions()

@@ -38,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from evaluators.catalog import DEFAULT_HELD_OUT  # noqa: E402
 from evaluators.evaluate import train_runs  # noqa: E402
 from evaluators.grid import WIDE  # noqa: E402
 from search.config import SearchConfig  # noqa: E402
@@ -91,7 +92,7 @@ def main() -> None:
             fields[key] = json.loads(value)
         except json.JSONDecodeError:
             fields[key] = value
-    held_out = ["cnn_digits/A"]
+    held_out = list(DEFAULT_HELD_OUT)
     seeds = (10, 11, 12)  # no search trains on them
 
     trained: dict[tuple[str, str], dict] = {}  # the baselines, trained once for all methods

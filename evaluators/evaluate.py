@@ -115,7 +115,8 @@ def calibrated_baseline(task: Task, seeds: tuple[int, ...], baseline: str = BASE
     """``baseline`` at its best multiplier of ``grid`` on ``task`` and ``seeds``:
     computed once per machine (:mod:`evaluators.baselines`) and per process.
     RuntimeError if it diverges at every multiplier."""
-    k = baselines.key(baseline, task.name, seeds, grid.model_dump_json())
+    k = baselines.key(baseline, task.name + (f"@{task.version}" if task.version else ""),
+                      seeds, grid.model_dump_json())
     stored = baselines.lookup(k)
     if stored is not None:
         try:

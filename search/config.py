@@ -6,9 +6,10 @@ them. A bad value is answered with one line naming the field.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, field_validator, model_validator
 
 from evaluators.grid import SEARCH, LrGrid
 
@@ -60,6 +61,11 @@ class SearchConfig(BaseModel):
     tasks: list[str] = Field(
         default_factory=lambda: ["mlp_mnist1d/A", "transformer_lm/A"],
         description="Proxy tasks the fitness is measured on (never held-out ones).")
+    task_modules: list[str] = Field(
+        default_factory=list,
+        description="Python modules that register a user's own tasks "
+        "(evaluators.tasks.register), imported in the driver and in every worker before the "
+        "tasks are looked up: dotted module names, or paths to .py files (made absolute).")
     seeds: list[NonNegativeInt] = Field(default_factory=lambda: [0, 1],
                                         description="Training seeds per task (integers >= 0).")
     lr_grid: LrGrid | None = Field(
@@ -95,6 +101,13 @@ class SearchConfig(BaseModel):
     funnel_top: int = Field(
         0, ge=0, description="At the end, verify this many best programs on tiers B and C and "
         "held-out tasks (run_search.py funnel does it later); 0 skips it.")
+
+    @field_validator("task_modules")
+    @classmethod
+    def _absolute_paths(cls, modules: list[str]) -> list[str]:
+        """Workers may start elsewhere: a file path must not depend on the folder."""
+        return [str(Path(m).expanduser().resolve()) if m.endswith(".py") else m
+                for m in modules]
 
     @model_validator(mode="after")
     def _consistent(self) -> SearchConfig:

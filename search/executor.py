@@ -169,6 +169,9 @@ def evaluate_job(job: Job) -> Result:
         from evaluators import evaluate
         from evaluators.fitness import combine
         from evaluators.grid import LrGrid
+        from evaluators.tasks import load_modules
+
+        load_modules(job.get("task_modules") or [])
 
         grid = None if job.get("lr_grid") is None else LrGrid.model_validate(job["lr_grid"])
         centres, bases = job.get("lr_centre") or {}, job.get("baselines") or {}

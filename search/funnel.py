@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import Any, TypedDict
 
 from dsl import Program, library
+from evaluators.catalog import DEFAULT_HELD_OUT, names
 from search.evolution import FAILED
 from search.rundir import RunDir
 
@@ -102,8 +103,10 @@ def top_programs(run: RunDir, k: int) -> list[dict[str, Any]]:
 
 
 def tier(tasks: list[str], letter: str) -> list[str]:
-    """The same task families at another tier."""
-    return list(dict.fromkeys(f"{t.split('/')[0]}/{letter}" for t in tasks))
+    """The same task families at another tier, where it exists (a user's family may
+    have registered tier A only)."""
+    known = set(names())
+    return [t for t in dict.fromkeys(f"{t.split('/')[0]}/{letter}" for t in tasks) if t in known]
 
 
 def funnel(run: RunDir, train: Train, *, k: int = 3, margin: float = 0.0,
@@ -121,7 +124,7 @@ def funnel(run: RunDir, train: Train, *, k: int = 3, margin: float = 0.0,
     cfg = run.config()
     seeds = tuple(seeds) if seeds is not None else funnel_seeds(cfg.seeds)
     tiers = {"B": tier(cfg.tasks, "B"), "held_out": held_out if held_out is not None
-             else ["cnn_digits/A"], "C": tier(cfg.tasks, "C")}
+             else list(DEFAULT_HELD_OUT), "C": tier(cfg.tasks, "C")}
     path = run.path / "funnel.json"
     setup = {"seeds": list(seeds), "baselines": list(baselines), "grid": grid}
     done, base_runs = _previous(path, tiers, setup)

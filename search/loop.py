@@ -214,6 +214,8 @@ class Search:
         cfg = self.cfg
         job: dict[str, Any] = {"id": cand.id, "source": cand.program.to_source(),
                                "tasks": list(cfg.tasks), "seeds": list(cfg.seeds)}
+        if cfg.task_modules:
+            job["task_modules"] = list(cfg.task_modules)
         if cfg.lr_grid is None:
             return job
         warm = cand.id == 0

@@ -123,6 +123,9 @@ BENCHMARK_SIZES = {
     "bench_export.py": ["--rounds", "2"],
     "bench_grid.py": ["--points", "2", "--tasks", "quadratic/A", "--repeats", "1"],
     "bench_discovery.py": ["--quick", "--evals", "3", "--tasks", "quadratic/A"],
+    "bench_tasks.py": ["--seeds", "3", "--tasks", "quadratic/A", "quadratic/B",
+                       "--optimizers", "sgd", "adamw", "--programs", "4",
+                       "--search-tasks", "quadratic/A", "--held-out", "quadratic/A"],
 }
 
 

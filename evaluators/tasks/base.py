@@ -58,6 +58,9 @@ class Task:
     held_out: bool = False
     warmup_fraction: float = 0.05
     description: str = ""
+    #: What the task's numbers depend on beyond its name and the project's code (a
+    #: user task's data and functions): part of the baseline cache's key.
+    version: str = ""
 
     def sample(self, idx: jax.Array, train: tuple[jax.Array, ...]) -> Batch:
         """The batch of rows ``idx`` (a row of :meth:`draws`' indices) of the training arrays."""

@@ -110,7 +110,7 @@ def test_an_interrupted_funnel_resumes_from_funnel_json(tmp_path) -> None:
     calls.clear()
     rows = funnel(run, train, k=2, progress=lambda line: None)
     # only what was missing: the second program's tiers, no baseline trained again
-    assert calls == [("quadratic/B",), ("cnn_digits/A",), ("quadratic/C",)]
+    assert calls == [("quadratic/B",), ("autoencoder_digits/A",), ("quadratic/C",)]
     assert all(r["passed_C"] for r in rows)
     calls.clear()
     other = funnel(run, train, k=2, held_out=["cnn_digits/B"])  # other tasks: run again
