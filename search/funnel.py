@@ -283,14 +283,13 @@ def baselines_table(path) -> str:
     saved = json.loads(path.read_text())
     runs = saved.get("baseline_runs", {})
     tasks = sorted({t for r in runs.values() for t in r})
-    lines = [f"{'task':<18}" + "".join(f"{name:>22}" for name in runs)]
-    for task in tasks:
-        cells = []
-        for name in runs:
-            r = runs[name].get(task)
-            cells.append(f"{'-':>22}" if r is None else
-                         f"{_mean(r['metrics']):.4g} at lr x{r['lr_multiplier']:.3g}".rjust(22))
-        lines.append(f"{task:<18}" + "".join(cells))
+    cells = {task: ["-" if (r := runs[name].get(task)) is None else
+                    f"{_mean(r['metrics']):.4g} at lr x{r['lr_multiplier']:.3g}" for name in runs]
+             for task in tasks}
+    width = max([18, *(len(t) + 2 for t in tasks)])
+    col = max([len(name) for name in runs] + [len(c) for row in cells.values() for c in row]) + 2
+    lines = [f"{'task':<{width}}" + "".join(f"{name:>{col}}" for name in runs)]
+    lines += [f"{task:<{width}}" + "".join(f"{c:>{col}}" for c in cells[task]) for task in tasks]
     return "\n".join(lines)
 
 

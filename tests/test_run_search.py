@@ -173,7 +173,8 @@ def test_search_then_funnel_end_to_end(tmp_path) -> None:
     assert "baseline adamw: quadratic/B" not in again.stdout  # nor its baselines
     assert "held out" in again.stdout and "columns: fitness = log(baseline metric / metric) " \
         "against the best of the tuned baselines" in again.stdout
-    assert re.search(r"autoencoder_digits/A +[\d.]+ at lr x[\d.e-]+ +[\d.]+ at lr x", again.stdout)
+    assert re.search(r"autoencoder_digits/A +[\d.]+ at lr x[\d.e-]+ +[\d.]+ at lr x",
+                     again.stdout), again.stdout
     assert re.search(r"(beats|within noise of|worse than) the best baseline", again.stdout)
     bad = run_cli("funnel", str(tmp_path / "run"), "--held-out", "mlp_mnist1d/A", timeout=60)
     assert bad.returncode == 2 and "is not a held-out task" in bad.stderr
