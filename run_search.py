@@ -104,7 +104,7 @@ def _tasks(timed: bool, tiers: str = "A") -> None:
 
     from evaluators import tasks
 
-    print(f"{'task':<22} {'params':>8} {'steps':>6} {'batch':>6} "
+    print(f"{'task':<22} {'params':>8} {'steps':>6} {'batch':>6} {'rows':>7} "
           f"{'s/eval' if timed else '':>7}  description")
     for name in tasks.names():
         task = tasks.get(name)
@@ -117,7 +117,8 @@ def _tasks(timed: bool, tiers: str = "A") -> None:
             evaluate(library.get("warmstart"), task)  # compile once (or load the cache)
             seconds = f"{evaluate(library.get('warmstart'), task).wall_time:.2f}"
         note = "  (held out: never searched on)" if task.held_out else ""
-        print(f"{name:<22} {size:>8} {task.steps:>6} {task.batch_size:>6} {seconds:>7}  "
+        rows = len(task.data().train[0])
+        print(f"{name:<22} {size:>8} {task.steps:>6} {task.batch_size:>6} {rows:>7} {seconds:>7}  "
               f"{task.description}{note}", flush=True)
     if not timed:
         print("s/eval: `tasks --time` trains the warm start on each tier-A task here (2 "
@@ -544,7 +545,8 @@ def _main(argv: list[str] | None) -> int:
     check.add_argument("program", help="a library name (e.g. adamw) or a .dsl file")
     check.add_argument("--shape", type=_shape, default=(256, 128), help="leaf shape, e.g. 256x128")
     command("library", "list the library programs: description, hyperparameters, states")
-    tasks = command("tasks", "list the proxy tasks: parameters, steps, batch, description")
+    tasks = command("tasks", "list the proxy tasks: parameters, steps, batch, training rows, "
+                           "description")
     tasks.add_argument("--time", action="store_true",
                        help="also train the warm start on each task here and show seconds")
     tasks.add_argument("--time-tiers", default="A",

@@ -17,8 +17,9 @@ pushed past an edge and refined once (what the funnel's wide grid would find, at
 fraction of its cost).
 
 Then about ``--programs`` programs (the library's and mutants of the warm start)
-are each calibrated on 2 seeds on tier A of every family, tier B of the search
-families and the held-out tasks, and ranked; the Spearman correlation of their
+are each calibrated on 2 seeds (the wide grid on tier A and the held-out tasks; on
+tier B 3 points around the program's tier-A multiplier, pushed past an edge, not
+refined) and ranked; the Spearman correlation of their
 ranks is printed for tier A -> tier B of each search family and for the search
 tasks (mean log metric over them) -> the held-out tasks. A program that diverges
 at every multiplier ranks last.
@@ -51,11 +52,11 @@ OPTIMIZERS = ("momentum", "adamw", "lion", "adafactor", "adan")
 SEARCH_TASKS = ("mlp_mnist1d/A", "transformer_lm/A")
 
 
-def grid_for(task: str, tier_a_lr: float | None) -> LrGrid:
+def grid_for(task: str, tier_a_lr: float | None, refine: int = 1) -> LrGrid:
     """WIDE on tier A (or without a tier-A result); else 3 points around it."""
     if tier_a_lr is None:
         return WIDE
-    return LrGrid(centre=tier_a_lr, points=3, ratio=10 ** 0.5, extend=2, refine=1)
+    return LrGrid(centre=tier_a_lr, points=3, ratio=10 ** 0.5, extend=2, refine=refine)
 
 
 def log_metrics(result) -> np.ndarray | None:
@@ -141,7 +142,8 @@ def program_scores(progs, task: str, tier_a_lrs: dict[str, float] | None,
     scores, lrs = [], {}
     for name, p in progs:
         centre = None if tier_a_lrs is None else tier_a_lrs.get(name)
-        r = evaluate(p, task, seeds, lr_grid=grid_for(task, centre), baseline_value=1.0)
+        r = evaluate(p, task, seeds, lr_grid=grid_for(task, centre, refine=0),
+                     baseline_value=1.0)
         logs = log_metrics(r)
         scores.append(math.inf if logs is None else float(logs.mean()))
         if logs is not None:

@@ -351,5 +351,6 @@ def test_export_writes_under_the_current_folder_and_the_contract_can_hold_it(tmp
 def test_tasks_time_trains_the_warm_start_on_tier_a_only(capsys) -> None:
     assert run_search.main(["tasks", "--time"]) == 0
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
-    assert re.match(r"quadratic/A\s+\d+\s+300\s+16\s+\d+\.\d\d\s", rows["quadratic/A"])
-    assert re.match(r"quadratic/B\s+\d+\s+\d+\s+\d+\s+noisy", rows["quadratic/B"])
+    assert re.match(r"quadratic/A\s+192\s+300\s+16\s+4096\s+\d+\.\d\d\s", rows["quadratic/A"])
+    assert re.match(r"quadratic/B\s+\d+\s+\d+\s+\d+\s+4096\s+noisy", rows["quadratic/B"])
+    assert re.match(r"mlp_mnist1d/B\s+\d+\s+2400\s+64\s+40000\s+MLP", rows["mlp_mnist1d/B"])

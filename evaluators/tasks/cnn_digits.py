@@ -1,4 +1,11 @@
-"""A small CNN on scikit-learn's 8x8 digits (shipped with scikit-learn)."""
+"""A small CNN on scikit-learn's 8x8 digits (shipped with scikit-learn).
+
+Held out, but not the funnel's default held-out task: near a validation
+cross-entropy of 0.15 a handful of the 400 validation digits decide the metric, and
+its seed noise (std of the log metric 0.26 over 5 seeds) is half the spread between
+tuned optimizers (docs/benchmarks.md). Its training loss is no better a signal: it
+falls to 1e-5 and below, and its noise is larger still.
+"""
 
 from __future__ import annotations
 
