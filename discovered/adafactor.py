@@ -50,8 +50,6 @@ Example (PyTorch)::
     opt = Adafactor(model.parameters(), lr=1e-3)
 """
 
-from __future__ import annotations
-
 import functools
 from typing import Any, NamedTuple
 
@@ -254,7 +252,7 @@ def scale_by_adafactor(
     decay_rate: float = 0.8,
     clipping_threshold: float = 1.0,
     min_scale: float = 0.001,
-) -> optax.GradientTransformation:
+) -> optax.GradientTransformationExtraArgs:
     """The Adafactor direction as an optax transform (states kept in float32)."""
 
     def init_fn(params: Any) -> ScaleByAdafactorState:
@@ -264,7 +262,10 @@ def scale_by_adafactor(
             v_col=jax.tree.map(lambda w: jnp.zeros(col_shape(jnp.shape(w)), jnp.float32), params),
         )
 
-    def update_fn(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+    def update_fn(
+        updates: Any, state: Any, params: Any = None, **extra_args: Any
+    ) -> tuple[Any, Any]:
+        del extra_args  # optax's convention: a chain passes them to every member
         if params is None:
             params = updates
         t = (state.count + 1).astype(jnp.float32)
@@ -302,7 +303,7 @@ def scale_by_adafactor(
             v_col=jax.tree.unflatten(treedef, new_v_col),
         )
 
-    return optax.GradientTransformation(init_fn, update_fn)
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
 def adafactor(
@@ -311,7 +312,7 @@ def adafactor(
     decay_rate: float = 0.8,
     clipping_threshold: float = 1.0,
     min_scale: float = 0.001,
-) -> optax.GradientTransformation:
+) -> optax.GradientTransformationExtraArgs:
     """Adafactor as an optax optimizer (see the module docstring for the rule)."""
     return optax.chain(
         scale_by_adafactor(

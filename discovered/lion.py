@@ -35,8 +35,6 @@ Example (PyTorch)::
     opt = Lion(model.parameters(), lr=1e-3)
 """
 
-from __future__ import annotations
-
 import functools
 from typing import Any, NamedTuple
 
@@ -99,7 +97,7 @@ class ScaleByLionState(NamedTuple):
     m: optax.Updates
 
 
-def scale_by_lion(b1: float = 0.9, b2: float = 0.99) -> optax.GradientTransformation:
+def scale_by_lion(b1: float = 0.9, b2: float = 0.99) -> optax.GradientTransformationExtraArgs:
     """The Lion direction as an optax transform (states kept in float32)."""
 
     def init_fn(params: Any) -> ScaleByLionState:
@@ -108,7 +106,10 @@ def scale_by_lion(b1: float = 0.9, b2: float = 0.99) -> optax.GradientTransforma
             m=jax.tree.map(lambda w: jnp.zeros(jnp.shape(w), jnp.float32), params),
         )
 
-    def update_fn(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+    def update_fn(
+        updates: Any, state: Any, params: Any = None, **extra_args: Any
+    ) -> tuple[Any, Any]:
+        del extra_args  # optax's convention: a chain passes them to every member
         if params is None:
             params = updates
         t = (state.count + 1).astype(jnp.float32)
@@ -130,7 +131,7 @@ def scale_by_lion(b1: float = 0.9, b2: float = 0.99) -> optax.GradientTransforma
             m=jax.tree.unflatten(treedef, new_m),
         )
 
-    return optax.GradientTransformation(init_fn, update_fn)
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
 def lion(
@@ -138,7 +139,7 @@ def lion(
     b1: float = 0.9,
     b2: float = 0.99,
     weight_decay: float = 0.001,
-) -> optax.GradientTransformation:
+) -> optax.GradientTransformationExtraArgs:
     """Lion as an optax optimizer (see the module docstring for the rule)."""
     return optax.chain(
         scale_by_lion(b1=b1, b2=b2),

@@ -12,9 +12,6 @@ loop; this path serves export, parity tests and users who want to train with a
 program directly.
 """
 
-from __future__ import annotations
-
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -81,8 +78,8 @@ def init_leaf(program: Program, w: Any) -> tuple[Any, ...]:
 
 
 def to_optax(
-    program: Program, learning_rate: float | Callable[[jax.Array], Any] = 1.0
-) -> optax.GradientTransformation:
+    program: Program, learning_rate: optax.ScalarOrSchedule = 1.0
+) -> optax.GradientTransformationExtraArgs:
     """``program`` as an ``optax.GradientTransformation``.
 
     ``learning_rate`` is the value fed to the program's ``lr``: a float, or an
@@ -91,6 +88,13 @@ def to_optax(
     1 on the first update. Programs that read ``w`` need ``params`` in
     ``update``. Raises :class:`~dsl.errors.ProgramError` at ``init`` for a
     program that is invalid for a leaf's shape.
+
+    The result follows optax's conventions: ``update`` accepts and ignores the
+    extra keyword arguments a chain passes to every member
+    (``GradientTransformationExtraArgs``); ``learning_rate`` is annotated
+    ``optax.ScalarOrSchedule`` and can be injected with
+    ``optax.inject_hyperparams``; updates keep each gradient's dtype and the
+    state keeps its dtypes from step to step.
 
     >>> import jax.numpy as jnp, optax
     >>> from dsl import library
@@ -114,7 +118,10 @@ def to_optax(
         )
         return ProgramState(count=jnp.zeros([], jnp.int32), states=states)
 
-    def update(updates: Any, state: ProgramState, params: Any = None) -> tuple[Any, ProgramState]:
+    def update(
+        updates: Any, state: ProgramState, params: Any = None, **extra_args: Any
+    ) -> tuple[Any, ProgramState]:
+        del extra_args  # optax's convention: a chain passes them to every member
         if params is None:
             if needs_w:
                 raise ValueError(
@@ -138,4 +145,4 @@ def to_optax(
             count=count, states=tuple(jax.tree.unflatten(treedef, s) for s in new_states)
         )
 
-    return optax.GradientTransformation(init, update)
+    return optax.GradientTransformationExtraArgs(init, update)

@@ -1,6 +1,6 @@
 """The contract every exported optimizer must keep.
 
-Parity with the interpreter (100 steps, rtol 1e-5), dtype kept, no
+optax's own contract tests, parity with the interpreter (100 steps, rtol 1e-5), dtype kept, no
 recompilation on the second update, the PyTorch class equal to the optax
 recipe and surviving a state_dict round trip; and for Lion, parity with
 optax.lion and with a reference PyTorch Lion step written here.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import inspect
 from pathlib import Path
 
 import jax
@@ -26,6 +27,7 @@ import pytest
 
 from dsl import parse
 from dsl.interpreter import to_optax
+from tests import optax_suite
 from tests.jit import jitted_updates
 
 #: The exported optimizers this repository ships (regenerated from the library).
@@ -34,11 +36,18 @@ PACKAGE = Path(__file__).resolve().parents[2] / "discovered"
 LR = 1e-3
 
 
+SUITE = optax_suite.load()
+
+
 def pytest_generate_tests(metafunc) -> None:
-    """``name`` runs over the committed modules and those given with --module."""
+    """``name`` runs over the committed modules and those given with --module;
+    ``case`` over optax's contract tests (tests/optax_suite.py)."""
     if "name" in metafunc.fixturenames:
         extra = [str(Path(p).resolve()) for p in metafunc.config.getoption("module") or []]
         metafunc.parametrize("name", COMMITTED + extra)
+    if "case" in metafunc.fixturenames:
+        cases = optax_suite.cases(SUITE) if SUITE is not None else []
+        metafunc.parametrize("case", cases, ids=[c.id for c in cases])
 
 
 def path_of(name: str) -> Path:
@@ -102,6 +111,19 @@ def test_parity_with_the_interpreter(name: str) -> None:
     ours = trajectory(getattr(module, optimizer_name(name))(LR))
     reference = trajectory(to_optax(parse(module.SOURCE), LR))
     assert close(ours, reference)
+
+
+def test_optax_contract_suite(name: str, case: optax_suite.Case,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """optax's own tests of contributed optimizers (``optax/contrib/_common_test.py``,
+    read from the installed optax; tests/dsl/test_optax_contract.py checks it is
+    there) on the module's optax recipe, at its default learning rate if it has
+    one (a calibrated export), else at the suite's 1e-3."""
+    recipe = getattr(load(name), optimizer_name(name))
+    default = inspect.signature(recipe).parameters["learning_rate"].default
+    lr = LR if default is inspect.Parameter.empty else default
+    optax_suite.run(SUITE, case, f"optsearch_{optimizer_name(name)}", recipe,
+                    {"learning_rate": lr}, monkeypatch)
 
 
 def test_dtype_is_kept_and_no_recompilation(name: str) -> None:
