@@ -181,12 +181,14 @@ def _torch_optimizer() -> type:
                         continue
                     state = self.state[p]
                     if not state:
-                        state["step"] = 0
+                        # a tensor, as torch.optim keeps it (torch.compile then does
+                        # not recompile as it grows)
+                        state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
                         # float32 (float64 for float64 parameters)
                         dtype = torch.promote_types(p.dtype, torch.float32)
                         state["m"] = torch.zeros_like(p, dtype=dtype)
                     state["step"] += 1
-                    t = float(state["step"])
+                    t = state["step"]
                     out = lion_rule_torch(
                         p,
                         p.grad,
@@ -201,6 +203,19 @@ def _torch_optimizer() -> type:
                         direction = direction.add_(p, alpha=group["weight_decay"])
                     p.sub_(direction.to(p.dtype), alpha=lr)
             return loss
+
+        def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+            """As torch.optim does, but each state keeps the dtype it was saved in
+            (torch.optim casts states to their parameter's dtype: float32 states of
+            float16 parameters would lose their precision)."""
+            saved = {k: dict(v) for k, v in state_dict["state"].items()}
+            super().load_state_dict(state_dict)
+            ids = [i for g in state_dict["param_groups"] for i in g["params"]]
+            params = [p for g in self.param_groups for p in g["params"]]
+            for i, p in zip(ids, params, strict=True):
+                for key, value in saved.get(i, {}).items():
+                    if torch.is_tensor(value):
+                        self.state[p][key] = value.to(device=p.device, copy=True)
 
     Lion.__module__ = __name__
     return Lion

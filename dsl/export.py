@@ -538,7 +538,6 @@ def export_source(program: Program, name: str, *,
     torch_defaults = ["self", "params: Any", f"lr: float = {lr_default}",
                       *[f"{h}: float = {defaults[h]!r}" for h in hyper],
                       *([f"weight_decay: float = {wd!r}"] if wd is not None else [])]
-    reads_t = any("t" in p.statements[i].args for i in core)
     torch_hyper = [f"{h}={h}" for h in hyper] + (["weight_decay=weight_decay"]
                                                   if wd is not None else [])
     torch_rule_kw = [f"{h}=group[{h!r}]" for h in hyper]
@@ -694,14 +693,16 @@ def export_source(program: Program, name: str, *,
         "                        continue",
         "                    state = self.state[p]",
         "                    if not state:",
-        '                        state["step"] = 0',
+        "                        # a tensor, as torch.optim keeps it (torch.compile then does",
+        "                        # not recompile as it grows)",
+        '                        state["step"] = torch.zeros(()'
+        ', dtype=torch.float32, device=p.device)',
         *(["                        # float32 (float64 for float64 parameters)",
            "                        dtype = torch.promote_types(p.dtype, torch.float32)",
            torch_state_init.replace("                    state", "                        state")]
           if torch_state_init else []),
         '                    state["step"] += 1',
-        ('                    t = torch.tensor(float(state["step"]), device=p.device)'
-         if reads_t else '                    t = float(state["step"])'),
+        '                    t = state["step"]',
         *([] if split or not uses_lr else
           ['                    lr = torch.tensor(float(group["lr"]), device=p.device)']),
         _wrap(f"out = {snake}_rule_torch", ["p", "p.grad", torch_lr, "t",
@@ -717,6 +718,19 @@ def export_source(program: Program, name: str, *,
         ("                    p.sub_(direction.to(p.dtype), alpha=lr)" if split else
          "                    p.sub_(direction.to(p.dtype))"),
         "            return loss",
+        "",
+        "        def load_state_dict(self, state_dict: dict[str, Any]) -> None:",
+        '            """As torch.optim does, but each state keeps the dtype it was saved in',
+        "            (torch.optim casts states to their parameter's dtype: float32 states of",
+        '            float16 parameters would lose their precision)."""',
+        "            saved = {k: dict(v) for k, v in state_dict[\"state\"].items()}",
+        "            super().load_state_dict(state_dict)",
+        "            ids = [i for g in state_dict[\"param_groups\"] for i in g[\"params\"]]",
+        "            params = [p for g in self.param_groups for p in g[\"params\"]]",
+        "            for i, p in zip(ids, params, strict=True):",
+        "                for key, value in saved.get(i, {}).items():",
+        "                    if torch.is_tensor(value):",
+        "                        self.state[p][key] = value.to(device=p.device, copy=True)",
         "",
         f"    {cls}.__module__ = __name__",
         f"    return {cls}",

@@ -1,9 +1,10 @@
 """The contract every exported optimizer must keep.
 
-optax's own contract tests, parity with the interpreter (100 steps, rtol 1e-5), dtype kept, no
-recompilation on the second update, the PyTorch class equal to the optax
-recipe and surviving a state_dict round trip; and for Lion, parity with
-optax.lion and with a reference PyTorch Lion step written here.
+optax's own contract tests (tests/optax_suite.py), parity with the interpreter
+(100 steps, rtol 1e-5), dtype kept, no recompilation on the second update, the
+PyTorch class equal to the optax recipe; and for Lion, parity with optax.lion
+and with a reference PyTorch Lion step written here. PyTorch's conventions are
+in test_torch_conventions.py.
 
 It covers the modules committed in ``discovered/`` (``COMMITTED``) and any
 module it is pointed at, wherever it lies; an export a user writes into
@@ -14,10 +15,7 @@ module it is pointed at, wherever it lies; an export a user writes into
 
 from __future__ import annotations
 
-import copy
-import importlib.util
 import inspect
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -28,43 +26,19 @@ import pytest
 from dsl import parse
 from dsl.interpreter import to_optax
 from tests import optax_suite
+from tests.discovered.exports import COMMITTED, PACKAGE, load, optimizer_name, path_of, torch_class
 from tests.jit import jitted_updates
 
-#: The exported optimizers this repository ships (regenerated from the library).
-COMMITTED = ["adafactor", "lion"]
-PACKAGE = Path(__file__).resolve().parents[2] / "discovered"
+SUITE = optax_suite.load()
 LR = 1e-3
 
 
-SUITE = optax_suite.load()
-
-
 def pytest_generate_tests(metafunc) -> None:
-    """``name`` runs over the committed modules and those given with --module;
-    ``case`` over optax's contract tests (tests/optax_suite.py)."""
-    if "name" in metafunc.fixturenames:
-        extra = [str(Path(p).resolve()) for p in metafunc.config.getoption("module") or []]
-        metafunc.parametrize("name", COMMITTED + extra)
+    """``case`` runs over optax's contract tests (tests/optax_suite.py); ``name``
+    over the exports (conftest.py)."""
     if "case" in metafunc.fixturenames:
         cases = optax_suite.cases(SUITE) if SUITE is not None else []
         metafunc.parametrize("case", cases, ids=[c.id for c in cases])
-
-
-def path_of(name: str) -> Path:
-    return Path(name) if name.endswith(".py") else PACKAGE / f"{name}.py"
-
-
-def optimizer_name(name: str) -> str:
-    return path_of(name).stem
-
-
-def load(name: str):
-    """The module at ``name``'s file (a fresh import, under its file's name)."""
-    path = path_of(name)
-    spec = importlib.util.spec_from_file_location(f"contract_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 #: Leaf shapes: a matrix Adafactor factors (both dimensions >= 128), one it does
@@ -157,10 +131,6 @@ def torch_steps(params, opt, grads):
     return [p.detach().numpy().copy() for p in params]
 
 
-def torch_class(module, name: str):
-    return getattr(module, "".join(x.capitalize() for x in optimizer_name(name).split("_")))
-
-
 def test_torch_class_equals_the_optax_recipe(name: str) -> None:
     module = load(name)
     cls = torch_class(module, name)
@@ -176,38 +146,6 @@ def test_torch_class_equals_the_optax_recipe(name: str) -> None:
         jparams = optax.apply_updates(jparams, u)
     for k, array in enumerate(got):
         np.testing.assert_allclose(array, np.asarray(jparams[str(k)]), rtol=1e-5, atol=1e-6)
-
-
-def test_torch_state_dict_round_trip(name: str) -> None:
-    module = load(name)
-    cls = torch_class(module, name)
-    params, opt, grads = torch_run(cls, steps=10, lr=LR)
-    torch_steps(params, opt, grads[:5])
-    saved = copy.deepcopy(opt.state_dict())  # what torch.save would write now
-    snapshot = [p.detach().clone() for p in params]
-    straight = torch_steps(params, opt, grads[5:])
-    params2, opt2, _ = torch_run(cls, steps=1, lr=LR)
-    with torch.no_grad():
-        for p, s in zip(params2, snapshot, strict=True):
-            p.copy_(s)
-    opt2.load_state_dict(saved)
-    resumed = torch_steps(params2, opt2, grads[5:])
-    for a, b in zip(straight, resumed, strict=True):
-        np.testing.assert_array_equal(a, b)
-
-
-def test_torch_closure_and_bad_lr() -> None:
-    cls = load("lion").Lion
-    params, opt, grads = torch_run(cls, steps=1, lr=LR)
-
-    def closure():
-        for p, g in zip(params, grads[0], strict=True):
-            p.grad = g.clone()
-        return torch.tensor(3.0)
-
-    assert float(opt.step(closure)) == 3.0
-    with pytest.raises(ValueError, match="invalid learning rate: -1"):
-        cls(params, lr=-1)
 
 
 def test_lion_matches_optax_lion() -> None:
