@@ -121,8 +121,8 @@ def test_param_groups_keep_their_own_hyperparameters(name: str) -> None:
             alone_first.step()
             alone_second.step()
         assert_same(grouped, values(first + second))
-        default_params = parameters()[:2]
-        assert differ(grouped[:2], train(default_params, cls(default_params, lr=1e-2),
+        default_params = parameters()[:2]  # the group at the optimizer's defaults
+        assert differ(grouped[:2], train(default_params, cls(default_params, lr=LR),
                                          [g[:2] for g in grads]))
 
 
