@@ -346,6 +346,8 @@ def _load_config_file(path: str) -> dict[str, Any]:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
         raise InputError(f"--config {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"--config {path}: not UTF-8 text") from None
     try:
         if p.suffix in (".yaml", ".yml"):
             import yaml
@@ -419,30 +421,55 @@ def _errors(run) -> None:
             print(f"  {n:>5} x {message}")
 
 
+def _resumed(args: argparse.Namespace, overrides: dict[str, Any]):
+    """The run ``--resume`` names, refusing flags that would make it another search."""
+    from search.rundir import RunDir
+
+    run = RunDir(args.resume)
+    if not run.config_path.is_file():
+        raise InputError(f"--resume {args.resume}: not a run directory (no config.json)")
+    if args.config:
+        raise InputError(f"--config {args.config}: a resumed run keeps its own config.json "
+                         "(drop --config, or start a new run with it)")
+    if args.run_dir:
+        raise InputError(f"--run-dir {args.run_dir}: --resume names the run already")
+    seed = run.config_fields().get("seed")
+    if "seed" in overrides and overrides["seed"] != seed:
+        raise InputError(f"--seed {overrides['seed']}: the run searches with seed {seed}; a "
+                         "resumed run keeps its seed (start a new run for another)")
+    return run
+
+
 def _search(args: argparse.Namespace) -> int:
     from search.executor import ClusterError, make_executor
     from search.loop import Search, SearchStopped
-    from search.rundir import RunDir, RunDirError
+    from search.rundir import DiskError, RunDir, RunDirError
 
     overrides = {k: getattr(args, k) for k in SEARCH_FLAGS if getattr(args, k) is not None}
     if args.serial:
         overrides["executor"] = "serial"
     try:
         if args.resume:
-            run = RunDir(args.resume)
-            if not run.config_path.is_file():
-                raise InputError(f"--resume {args.resume}: not a run directory (no config.json)")
-            fields = json.loads(run.config_path.read_text(encoding="utf-8")) | overrides
-            cfg = _config(fields, f"--resume {args.resume}")
+            run = _resumed(args, overrides)
+            cfg = _config(run.config_fields() | overrides, f"--resume {args.resume}")
+            run.lock()
+            if cfg.max_evals != run.config().max_evals:
+                run.write_config(cfg)  # the run grows (or shrinks) for good
         else:
             fields = _load_config_file(args.config) if args.config else {}
             cfg = _config(fields | overrides, f"--config {args.config}" if args.config
                           else "flags")
             run_dir = args.run_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-seed{cfg.seed}"
             run = RunDir.create(run_dir, cfg)
+            run.lock()
         search = Search(cfg, run, None)  # reads the run directory before any worker starts
     except RunDirError as e:
         raise InputError(str(e)) from None
+    except DiskError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for note in search.notes:
+        print(f"note: {note}", file=sys.stderr)
     try:
         search.executor = make_executor(cfg)
     except ClusterError as e:
@@ -450,28 +477,37 @@ def _search(args: argparse.Namespace) -> int:
         return 1
     print(f"run directory: {run.path}  ({cfg.executor}, {cfg.workers} workers, "
           f"tasks {', '.join(cfg.tasks)})")
+    received: list[int] = []
+
     def interrupt(signum, frame) -> None:
         # In-process (serial) evaluation runs JAX here, and a KeyboardInterrupt raised
         # inside one of its garbage-collector callbacks is ignored by Python: so the
         # first Ctrl-C there stops the loop after the current evaluation; a second, now.
+        # SIGTERM (a scheduler, `kill`) is taken as Ctrl-C is.
+        received.append(signum)
         again = search.interrupted
         search.interrupted = True
         if again or cfg.executor != "serial":
             raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    def saved() -> str:
+        if search.checkpoint_error:
+            return "the checkpoint could not be written, but the history is whole"
+        return "checkpoint written"
+
     try:
         search.run_until_done(_progress)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: checkpoint written; resume with --resume {run.path}")
-        return 130
+        print(f"\ninterrupted: {saved()}; resume with --resume {run.path}")
+        return 143 if signal.SIGTERM in received else 130
     except SearchStopped as e:
         print(f"\nerror: search stopped: {e}", file=sys.stderr)
-        print(f"checkpoint written; once fixed, resume with --resume {run.path}",
-              file=sys.stderr)
+        print(f"{saved()}; once fixed, resume with --resume {run.path}", file=sys.stderr)
         return 1
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print()
     best = run.best()
     if best is None:

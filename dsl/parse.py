@@ -15,6 +15,12 @@ appear in the signature and ``t`` may; any other parameter is a state
 (``name=w`` starts it as a copy of ``w``), so the paper's listings
 (``def train(w, g, m, v, lr)``) parse as written. Hyperparameter names are
 replaced by their values; ``parse(text, b1=0.95)`` overrides one.
+
+Size limits, each refused with a message that names it: a text of at most
+:data:`MAX_TEXT_CHARS` characters, lines of at most :data:`MAX_LINE_CHARS`
+characters before any comment, at most :data:`~dsl.program.MAX_STATEMENTS`
+statements and :data:`~dsl.program.MAX_STATES` states. Parsing takes time
+linear in the text.
 """
 
 from __future__ import annotations
@@ -27,6 +33,12 @@ from typing import NoReturn
 from dsl import ops
 from dsl.errors import ProgramError
 from dsl.program import INPUTS, MAX_STATES, Arg, Program, State, Statement, validate_structure
+
+#: The longest program text :func:`parse` reads (a program of the largest size has
+#: about 50,000).
+MAX_TEXT_CHARS = 1_000_000
+#: The longest line, comments aside (a statement rarely needs 60).
+MAX_LINE_CHARS = 1000
 
 _TOKEN = re.compile(
     r"[ \t]*(?:"
@@ -52,6 +64,9 @@ def parse(text: str, **hyperparameters: float) -> Program:
     """
     if not isinstance(text, str):
         raise ProgramError(f"program text must be a str, got {type(text).__name__}")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ProgramError(f"the program text has {len(text):,} characters; at most "
+                           f"{MAX_TEXT_CHARS:,} are allowed")
     return _Reader(text, hyperparameters).program()
 
 
@@ -163,6 +178,10 @@ def _lines(text: str) -> list[_Line]:
         line = raw.split("#", 1)[0].rstrip(" \t\r\f")
         if not line.strip():
             continue
+        if len(line) > MAX_LINE_CHARS:
+            raise ProgramError(f"line of {len(line):,} characters; at most {MAX_LINE_CHARS:,} "
+                               "are allowed (comments aside)", line=number,
+                               column=MAX_LINE_CHARS + 1)
         body = line.lstrip(" \t")
         out.append(_Line(number, line[: len(line) - len(body)], line))
     return out
@@ -171,7 +190,10 @@ def _lines(text: str) -> list[_Line]:
 # Fast paths for the two common statement forms; anything they do not match
 # exactly goes through the tokenizer, which also produces the error messages.
 _FAST_CALL = re.compile(r"[ \t]*([A-Za-z_]\w*) *= *([A-Za-z_]\w*)\(([^()]*)\)$")
-_FAST_INFIX = re.compile(r"[ \t]*([A-Za-z_]\w*) *= *([^\s+*/()=,]+) *([-+*/]) *([^\s+*/()=,]+)$")
+# An operand is a name or a number, either signed: no '-' inside a name, so that a
+# failed match backtracks in time linear in the line (``a-a-a-...`` once was quadratic).
+_OPERAND = r"(-?[A-Za-z_]\w*|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
+_FAST_INFIX = re.compile(rf"[ \t]*([A-Za-z_]\w*) *= *{_OPERAND} *([-+*/]) *{_OPERAND}$")
 _FAST_DEF = re.compile(r"def train\(([A-Za-z0-9_, =]*)\):$")
 _FAST_RETURN = re.compile(r"[ \t]*return ([A-Za-z0-9_, ]+)$")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
@@ -282,6 +304,7 @@ class _Reader:
             line.fail(f"the function must be called 'train', not {fname!r}", col)
         line.expect("(")
         params: list[tuple[str, str, int]] = []
+        seen: set[str] = set()
         while True:
             tok = line.peek()
             if tok is not None and tok[1] == ")":
@@ -294,8 +317,9 @@ class _Reader:
                 if default != "w" or name in INPUTS:
                     line.fail(f"only a state may have a default, and only `={'w'}`", dcol)
                 init = "w"
-            if any(p[0] == name for p in params):
+            if name in seen:
                 line.fail(f"duplicate parameter {name!r}", col)
+            seen.add(name)
             if name in ops.RESERVED:
                 line.fail(f"parameter name {name!r} is reserved for a function or constant", col)
             params.append((name, init, col))

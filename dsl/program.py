@@ -29,6 +29,9 @@ from dsl.errors import ProgramError
 
 INPUTS: tuple[str, ...] = ("w", "g", "lr", "t")
 MAX_STATES = 8
+#: Most statements a program may have (the paper's programs have under 30; a search's
+#: ``mutation.max_length`` is at most 200).
+MAX_STATEMENTS = 1000
 
 Arg = str | float
 
@@ -71,6 +74,9 @@ def validate_structure(
     """
     if len(states) > MAX_STATES:
         raise ProgramError(f"{len(states)} states; at most {MAX_STATES} are allowed")
+    if len(statements) > MAX_STATEMENTS:
+        raise ProgramError(f"{len(statements)} statements; at most {MAX_STATEMENTS} are "
+                           "allowed", statement=MAX_STATEMENTS)
     seen = set(INPUTS)
     for s in states:
         _check_name(s.name, "state")

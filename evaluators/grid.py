@@ -36,11 +36,13 @@ from pydantic import BaseModel, ConfigDict, Field
 class LrGrid(BaseModel):
     """Multipliers of the task's learning-rate schedule to train a program at."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    centre: float = Field(1.0, gt=0, description="The geometric middle of the first pass.")
+    centre: float = Field(1.0, gt=0, le=1e6,
+                          description="The geometric middle of the first pass.")
     points: int = Field(3, ge=1, le=16, description="Multipliers in the first pass.")
-    ratio: float = Field(10 ** 0.5, gt=1, description="Between neighbouring multipliers.")
+    ratio: float = Field(10 ** 0.5, gt=1, le=1e3,
+                         description="Between neighbouring multipliers.")
     extend: int = Field(
         0, ge=0, le=8, description="Times the grid is pushed two points past an edge where its "
         "best lies, before calling the best 'at the edge'.")

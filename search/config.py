@@ -1,13 +1,21 @@
 """The search's configuration: pydantic models, every field documented with its default.
 
 A config file (JSON or YAML) holds any subset of these fields; flags override
-them. A bad value is answered with one line naming the field.
+them. A bad value is answered with one line naming the field. Numbers must be
+finite and sizes bounded (a value that would break the search later, such as an
+infinite timeout that JSON cannot store, is refused when the config is read).
+
+A resumed search keeps its configuration, except for the fields of
+:data:`RUNTIME_FIELDS`, which say how much to run and where, not what the
+search is: :meth:`SearchConfig.identity_hash` covers the others.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, field_validator, model_validator
 
@@ -17,7 +25,7 @@ from evaluators.grid import SEARCH, LrGrid
 class MutationConfig(BaseModel):
     """How children are made from parents (Chen et al. 2023, section 2)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     insert: float = Field(0.3, ge=0, description="Weight of inserting a random statement.")
     delete: float = Field(0.3, ge=0, description="Weight of deleting a random statement.")
@@ -27,7 +35,7 @@ class MutationConfig(BaseModel):
         0.2, ge=0, description="Weight of multiplying a constant by 2^a, a ~ N(0, 1).")
     max_length: int = Field(30, ge=1, le=200, description="Most statements a program may have.")
     max_tries: int = Field(
-        50, ge=1, description="Draws of a mutation kind before trying the next kind.")
+        50, ge=1, le=10_000, description="Draws of a mutation kind before trying the next kind.")
     check_shapes: list[tuple[int, ...]] = Field(
         default_factory=lambda: [(256, 128), (128,), ()],
         description="Leaf shapes a child must pass abstract execution on.")
@@ -42,22 +50,27 @@ class MutationConfig(BaseModel):
 class SearchConfig(BaseModel):
     """A whole search. The defaults are a small search that runs on a laptop."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     seed: NonNegativeInt = Field(
-        0, description="Seeds the search's random generator (not the training); >= 0.")
+        0, le=2**63 - 1,
+        description="Seeds the search's random generator (not the training); >= 0.")
     method: Literal["evolution", "random", "constants"] = Field(
         "evolution", description="Regularized evolution, or a baseline: random programs, "
         "or mutating only the warm start's constants (hyperparameter tuning).")
     warm_start: str = Field(
         "warmstart", description="Library program name or path of a program file.")
-    population: int = Field(32, ge=2, description="Population size P (the paper used 1,000).")
-    tournament: int = Field(2, ge=1, description="Tournament size T.")
-    max_evals: int = Field(160, ge=1, description="Programs to evaluate, cache hits included.")
+    population: int = Field(32, ge=2, le=1_000_000,
+                            description="Population size P (the paper used 1,000).")
+    tournament: int = Field(2, ge=1, le=1_000_000, description="Tournament size T.")
+    max_evals: int = Field(160, ge=1, le=10**9,
+                           description="Programs to evaluate, cache hits included.")
     restarts: int = Field(
-        2, ge=1, description="Independent rounds from the warm start before exploiting the best.")
+        2, ge=1, le=1_000_000,
+        description="Independent rounds from the warm start before exploiting the best.")
     plateau: int = Field(
-        40, ge=1, description="A round ends after this many evaluations without improvement.")
+        40, ge=1, le=10**9,
+        description="A round ends after this many evaluations without improvement.")
     tasks: list[str] = Field(
         default_factory=lambda: ["mlp_mnist1d/A", "transformer_lm/A"],
         description="Proxy tasks the fitness is measured on (never held-out ones).")
@@ -66,8 +79,9 @@ class SearchConfig(BaseModel):
         description="Python modules that register a user's own tasks "
         "(evaluators.tasks.register), imported in the driver and in every worker before the "
         "tasks are looked up: dotted module names, or paths to .py files (made absolute).")
-    seeds: list[NonNegativeInt] = Field(default_factory=lambda: [0, 1],
-                                        description="Training seeds per task (integers >= 0).")
+    seeds: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(
+        default_factory=lambda: [0, 1], max_length=1000,
+        description="Training seeds per task (integers from 0 to 2**31 - 1).")
     lr_grid: LrGrid | None = Field(
         SEARCH, description="Learning-rate calibration: each program is trained at these "
         "multipliers of the schedule and scored by the best, against the warm start calibrated "
@@ -76,7 +90,7 @@ class SearchConfig(BaseModel):
         "program at its own constants, against the warm start at its own (the Lion paper's "
         "protocol).")
     mutation: MutationConfig = Field(default_factory=MutationConfig)
-    workers: int = Field(2, ge=1, description="Evaluations run at once.")
+    workers: int = Field(2, ge=1, le=100_000, description="Evaluations run at once.")
     executor: Literal["ray", "serial"] = Field(
         "ray", description="Ray (embedded, or a cluster) or in-process serial.")
     address: str | None = Field(
@@ -87,20 +101,27 @@ class SearchConfig(BaseModel):
         "loops, so that every later worker and search on the machine loads in a fraction of a "
         "second what took seconds to compile (JAX's persistent compilation cache); None turns "
         "it off.")
-    cpus_per_eval: float = Field(1.0, gt=0, description="CPUs Ray reserves per evaluation.")
-    gpus_per_eval: float = Field(0.0, ge=0, description="GPUs Ray reserves per evaluation.")
+    cpus_per_eval: float = Field(1.0, gt=0, le=10_000,
+                                 description="CPUs Ray reserves per evaluation.")
+    gpus_per_eval: float = Field(0.0, ge=0, le=1_000,
+                                 description="GPUs Ray reserves per evaluation.")
     timeout_s: float = Field(
-        600.0, gt=0, description="An evaluation running longer is killed: an infrastructure "
-        "error (not the program's fitness), retried later.")
+        600.0, gt=0, le=10**7, description="An evaluation running longer is killed: an "
+        "infrastructure error (not the program's fitness), retried later. Counted from the "
+        "job's submission to Ray, so it includes a worker's start-up, imports and first "
+        "compilation (tens of seconds on a fresh worker): keep it well above an evaluation's "
+        "time.")
     retries: int = Field(
-        2, ge=0, description="Retries of an evaluation whose worker or node was lost.")
+        2, ge=0, le=100, description="Retries of an evaluation whose worker or node was lost.")
     max_infra_errors: int = Field(
-        3, ge=1, description="Consecutive infrastructure errors (an import error, missing data, "
-        "a lost worker, out of memory, a timeout) after which the search stops, checkpointed.")
-    checkpoint_every: int = Field(10, ge=1, description="Write checkpoint.json every N results.")
+        3, ge=1, le=10**6, description="Consecutive infrastructure errors (an import error, "
+        "missing data, a lost worker, out of memory, a timeout) after which the search "
+        "stops, checkpointed.")
+    checkpoint_every: int = Field(10, ge=1, le=10**6,
+                                  description="Write checkpoint.json every N results.")
     funnel_top: int = Field(
-        0, ge=0, description="At the end, verify this many best programs on tiers B and C and "
-        "held-out tasks (run_search.py funnel does it later); 0 skips it.")
+        0, ge=0, le=1000, description="At the end, verify this many best programs on tiers B "
+        "and C and held-out tasks (run_search.py funnel does it later); 0 skips it.")
 
     @field_validator("task_modules")
     @classmethod
@@ -119,3 +140,26 @@ class SearchConfig(BaseModel):
         if not self.seeds:
             raise ValueError("seeds must hold at least one seed")
         return self
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that define the search (all but :data:`RUNTIME_FIELDS`), as JSON data."""
+        return self.model_dump(mode="json", exclude=set(RUNTIME_FIELDS))
+
+    def identity_hash(self) -> str:
+        """A short hash of :meth:`identity`: equal for two configs of the same search.
+
+        >>> SearchConfig(workers=8).identity_hash() == SearchConfig().identity_hash()
+        True
+        >>> SearchConfig(seed=1).identity_hash() == SearchConfig().identity_hash()
+        False
+        """
+        text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+#: Fields a resumed search may change: how much it runs, where, and how fast; not what
+#: it searches (``max_evals`` may grow a run).
+RUNTIME_FIELDS = frozenset({
+    "max_evals", "workers", "executor", "address", "compile_cache", "cpus_per_eval",
+    "gpus_per_eval", "timeout_s", "retries", "max_infra_errors", "checkpoint_every",
+    "funnel_top"})

@@ -242,8 +242,10 @@ class RayExecutor:
             if address:
                 join_cluster(ray, address, env)
             else:
-                ray.init(num_cpus=max(1, int(workers * cpus_per_eval)), include_dashboard=False,
-                         runtime_env=env, log_to_driver=False)
+                # "local": always an instance of its own, even where `ray start` left a
+                # cluster running on this machine (plain ray.init() would join that one)
+                ray.init(address="local", num_cpus=max(1, int(workers * cpus_per_eval)),
+                         include_dashboard=False, runtime_env=env, log_to_driver=False)
         self.remote = ray.remote(evaluate).options(
             num_cpus=cpus_per_eval, num_gpus=gpus_per_eval, max_retries=retries,
             retry_exceptions=False)

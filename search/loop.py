@@ -2,7 +2,17 @@
 
 Resuming reads the checkpoint, then tells the proposer every result the
 history holds beyond it, so a search killed at any point loses only the
-evaluations that were in flight.
+evaluations that were in flight. The history is the truth: a checkpoint that
+cannot be read, or that disagrees with the history (it counts lines, or an id,
+that the history does not hold), is set aside and the search rebuilt by
+replaying the whole history; :attr:`Search.notes` says so. A resume is of the
+same search or nothing: the configuration's identity
+(:meth:`~search.config.SearchConfig.identity_hash`, kept on every record and in
+the checkpoint) must match, else :class:`~search.rundir.RunDirError` names the
+field that changed.
+
+A full disk stops the search (:class:`SearchStopped`) with a directory that
+resumes once space is free: a record is written whole or not at all.
 
 With a learning-rate grid (``lr_grid``), the warm start's evaluation is its
 calibration by the wide grid (:data:`evaluators.grid.WIDE`): its result holds
@@ -19,6 +29,7 @@ cached nor told as a fitness; the candidate is asked again, and after
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +41,7 @@ from evaluators.grid import WIDE
 from search.cache import Cache
 from search.config import SearchConfig
 from search.evolution import FAILED, Candidate, Evolution
-from search.rundir import RunDir, RunDirError, lr_of
+from search.rundir import DiskError, RunDir, RunDirError, lr_of
 
 #: Proposals allowed per evaluation before the search stops looking for new programs.
 MAX_PROPOSALS_PER_EVAL = 200
@@ -93,6 +104,17 @@ def failure_message(record: dict[str, Any]) -> str | None:
     return "failed"
 
 
+def _changed(run: RunDir, before: dict[str, Any], now: dict[str, Any]) -> str:
+    """One line naming the first field of a search's identity that changed."""
+    for key in sorted(set(before) | set(now)):
+        if before.get(key) != now.get(key):
+            old, new = (json.dumps(d.get(key)) for d in (before, now))
+            return (f"{run.config_path}: {key} was {old} when the run began, now {new}; a "
+                    "resumed run keeps its configuration (only max_evals and where and how "
+                    "fast it runs may change): restore it, or start a new run")
+    return f"{run.config_path}: the configuration changed"
+
+
 class Search:
     """One search over a run directory, with any executor."""
 
@@ -100,32 +122,93 @@ class Search:
         self.cfg, self.run, self.executor = cfg, run, executor
         self.warm = load_program(cfg.warm_start)
         self.inflight: dict[int, tuple[Candidate, tuple[str, str]]] = {}
-        state = run.checkpoint()
-        if state is None:
-            self.evo, self.cache = Evolution.start(cfg, self.warm), Cache()
-            self.evaluated = self.proposals = self.lines = 0
-            self.failed = self.infra = 0
-        else:
-            self.evo = Evolution.from_state(cfg, self.warm, state["evolution"])
-            self.cache = Cache.from_state(state["cache"])
-            self.evaluated, self.proposals = state["evaluated"], state["proposals"]
-            self.lines = state["history_lines"]
-            self.failed, self.infra = state.get("failed", 0), state.get("infra", 0)
+        self.config_hash = cfg.identity_hash()
+        #: What opening the run found and mended, one line each, for the user to read.
+        self.notes: list[str] = []
+        #: Why the last checkpoint could not be written (None when it was).
+        self.checkpoint_error: str | None = None
+        cut = run.cut_torn_tail()
+        if cut:
+            self.notes.append(f"{run.history_path}: cut a torn last line ({cut} bytes, an "
+                              f"interrupted write; kept in {run.torn_path.name})")
         self.infra_streak = 0
         self.baselines = run.baselines()
         #: Set by a SIGINT handler: the loop stops at its next step even when the
         #: KeyboardInterrupt itself was swallowed (Python ignores one raised inside a
         #: garbage-collector callback, such as JAX's).
         self.interrupted = False
+        try:
+            state = run.checkpoint()
+        except RunDirError as e:
+            state, problem = None, str(e)
+        else:
+            if state is not None and state.get("config", cfg.identity()) != cfg.identity():
+                raise RunDirError(_changed(run, state["config"], cfg.identity()))
+            problem = None if state is None else self._disagreement(state)
+        self._start(state if problem is None else None)
+        if problem is not None:
+            self.notes.append(f"{problem}: the search is rebuilt from the history, which is "
+                              "the truth")
+            self._start(None)
         self._replay()
 
+    def _start(self, state: dict[str, Any] | None) -> None:
+        """The proposer, cache and counters from a checkpoint, or afresh."""
+        cfg = self.cfg
+        self.evo, self.cache = Evolution.start(cfg, self.warm), Cache()
+        self.evaluated = self.proposals = self.lines = 0
+        self.failed = self.infra = 0
+        self.last_id: int | None = None
+        if state is None:
+            return
+        self.evo = Evolution.from_state(cfg, self.warm, state["evolution"])
+        self.cache = Cache.from_state(state["cache"])
+        self.evaluated, self.proposals = state["evaluated"], state["proposals"]
+        self.lines = state["history_lines"]
+        self.failed, self.infra = state.get("failed", 0), state.get("infra", 0)
+
+    def _disagreement(self, state: dict[str, Any]) -> str | None:
+        """Why ``state`` cannot be continued from (None if it can): it does not match
+        the history, or cannot be loaded."""
+        where = self.run.checkpoint_path
+        lines = evaluated = 0
+        last = None
+        for rec in self.run.history():
+            if lines < state["history_lines"]:
+                evaluated += not rec["cached"] and not rec.get("infra")
+                last = rec["id"]
+            lines += 1
+        if lines < state["history_lines"]:
+            return (f"{where} counts {state['history_lines']} history lines, "
+                    f"{self.run.history_path.name} holds {lines}")
+        if evaluated != state["evaluated"] or state.get("last_id", last) != last:
+            return (f"{where} does not match {self.run.history_path.name} (it counts "
+                    f"{state['evaluated']} evaluations in its first {state['history_lines']} "
+                    f"lines, which hold {evaluated})")
+        try:
+            Evolution.from_state(self.cfg, self.warm, state["evolution"])
+            Cache.from_state(state["cache"])
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            return f"{where}: cannot be loaded ({type(e).__name__}: {e})"
+        return None
+
     def _replay(self) -> None:
-        """Tell what the history holds beyond the checkpoint; ids continue after the last."""
+        """Tell what the history holds beyond the checkpoint; ids continue after the last.
+        A record of another configuration is refused (:class:`RunDirError`)."""
         last = -1
         for n, rec in enumerate(self.run.history()):
             last = max(last, rec["id"])
+            if rec.get("config_hash", self.config_hash) != self.config_hash:
+                raise RunDirError(
+                    f"{self.run.config_path}: the run's configuration changed since line "
+                    f"{n + 1} of {self.run.history_path.name} was written (identity "
+                    f"{rec['config_hash']}, now {self.config_hash}); a resumed run keeps its "
+                    "configuration (only max_evals and where and how fast it runs may "
+                    "change): restore it, or start a new run")
             if n < self.lines:
+                self.last_id = rec["id"]
                 continue
+            self.last_id = rec["id"]
             program = parse(rec["source"])
             cand = Candidate(rec["id"], rec["parent"], program, rec["mutation"], rec["round"])
             keys = (rec["structural_hash"], rec["fingerprint"])
@@ -157,6 +240,7 @@ class Search:
             "version": 1, "evolution": self.evo.state_dict(), "cache": self.cache.state_dict(),
             "evaluated": self.evaluated, "proposals": self.proposals,
             "history_lines": self.lines, "failed": self.failed, "infra": self.infra,
+            "last_id": self.last_id, "config": self.cfg.identity(),
         })
 
     def _record(self, cand: Candidate, keys: tuple[str, str], result: dict[str, Any],
@@ -171,8 +255,10 @@ class Search:
             "tasks": result.get("tasks", {}), "error": result.get("error"),
             "worker": result.get("worker"), "lr_centre": cand.lr_centre,
             "timing": result.get("timing", {}) | {"finished_at": time.time()},
+            "config_hash": self.config_hash,
         })
         self.lines += 1
+        self.last_id = cand.id
         if infra:
             self.evo.retry(cand)
             return
@@ -227,46 +313,59 @@ class Search:
     def run_until_done(self, progress: Callable[[Stats], None] | None = None) -> Evolution:
         """Run to ``max_evals`` evaluations; checkpoint every N results and at the end.
 
-        Raises :class:`SearchStopped` (checkpointed) when the warm start fails or
-        ``max_infra_errors`` infrastructure errors come in a row. On
+        Raises :class:`SearchStopped` (checkpointed) when the warm start fails,
+        ``max_infra_errors`` infrastructure errors come in a row, or a file of the
+        run cannot be written (a full disk: :attr:`checkpoint_error` then says
+        whether the checkpoint could be; the history is whole either way). On
         KeyboardInterrupt, in-flight work is abandoned, the checkpoint is
         written, and the interrupt propagates.
         """
         start = time.perf_counter()
         try:
-            self._check_warm_start()
-            while True:
-                self._fill()
-                if not self.executor.pending:
-                    break
-                for result in self.executor.wait():
-                    cand, keys = self.inflight.pop(result["id"])
-                    self._record(cand, keys, result, cached_from=None)
-                    if result.get("infra"):
-                        self.infra += 1
-                        self.infra_streak += 1
-                        continue
-                    self.infra_streak = 0
-                    self.cache.store(keys, {"fitness": result["fitness"], "id": cand.id,
-                                            "lr": lr_of(result.get("tasks", {})) or None})
-                    self.evaluated += 1
-                    self.failed += result["fitness"] <= FAILED
-                    if self.evaluated % self.cfg.checkpoint_every == 0:
-                        self.checkpoint()
-                if progress:
-                    progress(self.stats(time.perf_counter() - start))
-                if self.interrupted:
-                    raise KeyboardInterrupt
-                self._check_warm_start()
-                if self.infra_streak >= self.cfg.max_infra_errors:
-                    raise SearchStopped(
-                        f"{self.infra_streak} infrastructure errors in a row (not the programs' "
-                        f"fault), the last: {self._last_infra_error()}")
+            self._run(start, progress)
+        except DiskError as e:
+            raise SearchStopped(str(e)) from None
         finally:
             self.executor.shutdown()
             self.inflight.clear()
-            self.checkpoint()
+            try:
+                self.checkpoint()
+                self.checkpoint_error = None
+            except DiskError as e:
+                self.checkpoint_error = str(e)
+        if self.checkpoint_error is not None:
+            raise SearchStopped(self.checkpoint_error)
         return self.evo
+
+    def _run(self, start: float, progress: Callable[[Stats], None] | None) -> None:
+        self._check_warm_start()
+        while True:
+            self._fill()
+            if not self.executor.pending:
+                break
+            for result in self.executor.wait():
+                cand, keys = self.inflight.pop(result["id"])
+                self._record(cand, keys, result, cached_from=None)
+                if result.get("infra"):
+                    self.infra += 1
+                    self.infra_streak += 1
+                    continue
+                self.infra_streak = 0
+                self.cache.store(keys, {"fitness": result["fitness"], "id": cand.id,
+                                        "lr": lr_of(result.get("tasks", {})) or None})
+                self.evaluated += 1
+                self.failed += result["fitness"] <= FAILED
+                if self.evaluated % self.cfg.checkpoint_every == 0:
+                    self.checkpoint()
+            if progress:
+                progress(self.stats(time.perf_counter() - start))
+            if self.interrupted:
+                raise KeyboardInterrupt
+            self._check_warm_start()
+            if self.infra_streak >= self.cfg.max_infra_errors:
+                raise SearchStopped(
+                    f"{self.infra_streak} infrastructure errors in a row (not the programs' "
+                    f"fault), the last: {self._last_infra_error()}")
 
     def _check_warm_start(self) -> None:
         """Stop if the warm start failed on a task, or its evaluation could not run (a

@@ -9,6 +9,16 @@
 - ``baselines.json``: with a learning-rate grid, the warm start calibrated on
   each task (its best metric and multiplier), from the search's first
   evaluation; every later evaluation is scored against these values.
+- ``lock``: the process searching the run holds it (:meth:`RunDir.lock`), so two
+  searches never write one run; the kernel releases it when the process dies.
+
+The project never leaves the directory corrupt: each history record is one
+``write`` call, a record that could not be written whole (a full disk) is cut
+off again, and a torn last line left by a crash is cut off (and kept in
+``history.torn``) before anything is appended. Every record is checked when
+read (:mod:`search.records`), with an error naming its line; blank lines are
+skipped. The history is the truth: a checkpoint that is corrupt or disagrees
+with it is rebuilt from it (see :class:`search.loop.Search`).
 
 No pickle: everything is JSON a person can read. A run is read from Python
 with :meth:`RunDir.best`, :meth:`RunDir.top` and :meth:`RunDir.program`:
@@ -22,8 +32,10 @@ True
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +46,13 @@ from pydantic import ValidationError
 from dsl import Program, graph, parse
 from search.config import SearchConfig
 from search.evolution import FAILED
+from search.records import Checkpoint, HistoryRecord, RecordError, history_record
+from search.records import checkpoint as checked_checkpoint
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock (documented in RunDir.lock)
+    fcntl = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -78,6 +97,20 @@ class RunDirError(ValueError):
     """A run directory that cannot be used; the message names the file and the problem."""
 
 
+class DiskError(RuntimeError):
+    """A file of the run directory could not be written (a full disk, a lost mount):
+    not the user's input. One line naming the file; what was written before is intact."""
+
+
+def _write_error(path: Path, e: OSError) -> Exception:
+    """An ``OSError`` writing ``path``, as one line: a permission problem is the user's
+    (:class:`RunDirError`), anything else the machine's (:class:`DiskError`)."""
+    why = e.strerror or type(e).__name__
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return RunDirError(f"{path}: cannot write there ({why})")
+    return DiskError(f"cannot write {path}: {why}")
+
+
 class RunDir:
     """A search's run directory."""
 
@@ -87,46 +120,181 @@ class RunDir:
         self.history_path = self.path / "history.jsonl"
         self.checkpoint_path = self.path / "checkpoint.json"
         self.baselines_path = self.path / "baselines.json"
+        self.lock_path = self.path / "lock"
+        self.torn_path = self.path / "history.torn"
+        self._lock_fd: int | None = None
+        self._tail_checked = False
 
     @staticmethod
     def create(path: str | os.PathLike, config: SearchConfig) -> RunDir:
         run = RunDir(path)
         if run.config_path.exists():
             raise RunDirError(f"{run.path} already holds a search; resume it with --resume")
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.config_path.write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        run.history_path.touch()
+        if run.path.exists() and not run.path.is_dir():
+            raise RunDirError(f"{run.path} is a file, not a folder for a run")
+        try:
+            run.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunDirError(f"{run.path}: cannot make the folder ({e.strerror})") from None
+        run.write_config(config)
+        try:
+            run.history_path.touch()
+        except OSError as e:
+            raise _write_error(run.history_path, e) from None
         return run
 
-    def config(self) -> SearchConfig:
+    def config_fields(self) -> dict[str, Any]:
+        """``config.json`` as written: a JSON object (checked as a config by :meth:`config`)."""
         if not self.config_path.is_file():
             raise RunDirError(f"{self.path} is not a run directory: no config.json")
         try:
-            return SearchConfig.model_validate_json(self.config_path.read_text(encoding="utf-8"))
+            data = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise RunDirError(f"{self.config_path}: not UTF-8 text") from None
+        except json.JSONDecodeError as e:
+            raise RunDirError(f"{self.config_path}: not valid JSON (line {e.lineno}: "
+                              f"{e.msg})") from None
+        except OSError as e:
+            raise RunDirError(f"{self.config_path}: cannot read it ({e.strerror})") from None
+        if not isinstance(data, dict):
+            raise RunDirError(f"{self.config_path}: expected a JSON object of config fields, "
+                              f"got {type(data).__name__}")
+        return data
+
+    def config(self) -> SearchConfig:
+        try:
+            return SearchConfig.model_validate(self.config_fields())
         except ValidationError as e:
             err = e.errors()[0]
             where = ".".join(str(x) for x in err["loc"]) or "(file)"
             raise RunDirError(f"{self.config_path}: {where}: {err['msg']}") from None
 
-    def append(self, record: dict[str, Any]) -> None:
-        """Add one line to the history and flush it to the operating system."""
-        with self.history_path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
-            f.flush()
+    def write_config(self, config: SearchConfig) -> None:
+        """Write ``config.json`` (atomically: a resume that grows ``max_evals`` rewrites it)."""
+        self._replace(self.config_path, config.model_dump_json(indent=2) + "\n")
 
-    def history(self) -> Iterator[dict[str, Any]]:
-        """The history's records, in order. A last line cut by a crash is skipped."""
+    def lock(self) -> None:
+        """Hold the run for this process until it ends (or :meth:`unlock`).
+
+        A second process is refused with the holder's process id. The lock is the
+        kernel's (``flock``), so a process that died, even by SIGKILL, holds nothing:
+        its stale ``lock`` file is simply taken over. Where ``fcntl`` is missing
+        (Windows) runs are not locked.
+        """
+        if self._lock_fd is not None or fcntl is None:
+            return
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise _write_error(self.lock_path, e) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "unknown"
+            os.close(fd)
+            raise RunDirError(f"{self.path} is in use by another search (process {holder}); "
+                              "wait for it to end, or stop it, then resume") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} on {socket.gethostname()}\n".encode())
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
+
+    def cut_torn_tail(self) -> int:
+        """Cut a last line that a crash left unfinished (no newline), keeping its bytes in
+        ``history.torn``; the bytes cut (0 when the history ends on a line boundary).
+        :meth:`append` calls it before its first write."""
+        self._tail_checked = True
+        try:
+            with self.history_path.open("r+b") as f:
+                size = f.seek(0, os.SEEK_END)
+                if size == 0:
+                    return 0
+                f.seek(size - 1)
+                if f.read(1) == b"\n":
+                    return 0
+                end = size
+                while end > 0:  # back to the last newline, a block at a time
+                    start = max(0, end - 65536)
+                    f.seek(start)
+                    block = f.read(end - start)
+                    cut = block.rfind(b"\n")
+                    if cut >= 0:
+                        end = start + cut + 1
+                        break
+                    end = start
+                f.seek(end)
+                fragment = f.read()
+                with self.torn_path.open("ab") as kept:
+                    kept.write(fragment + b"\n")
+                f.truncate(end)
+                return len(fragment)
+        except FileNotFoundError:
+            return 0
+        except OSError as e:
+            raise _write_error(self.history_path, e) from None
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Add one line to the history in one ``write`` call, flushed to the operating
+        system. A line that cannot be written whole is cut off again (:class:`DiskError`):
+        the history always ends on a line boundary."""
+        if not self._tail_checked:
+            self.cut_torn_tail()
+        data = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
+        try:
+            fd = os.open(self.history_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise _write_error(self.history_path, e) from None
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                written = os.write(fd, data)
+                while written < len(data):  # a short write: only on a nearly full disk
+                    written += os.write(fd, data[written:])
+            except OSError as e:
+                try:
+                    os.ftruncate(fd, size)
+                except OSError:
+                    pass
+                raise _write_error(self.history_path, e) from None
+        finally:
+            os.close(fd)
+
+    def history(self) -> Iterator[HistoryRecord]:
+        """The history's records, in order, each checked (:mod:`search.records`).
+
+        Blank lines are skipped; a last line without its newline (a write cut by a
+        crash) too. Any other line that is not a record raises :class:`RunDirError`
+        naming it.
+        """
         if not self.history_path.exists():
             return
-        with self.history_path.open(encoding="utf-8") as f:
-            for n, line in enumerate(f, start=1):
+        try:
+            f = self.history_path.open("rb")
+        except OSError as e:
+            raise RunDirError(f"{self.history_path}: cannot read it ({e.strerror})") from None
+        with f:
+            for n, raw in enumerate(f, start=1):
+                if not raw.strip():
+                    continue
+                torn = not raw.endswith(b"\n")  # a write cut by a crash: skipped
                 try:
-                    yield json.loads(line)
-                except json.JSONDecodeError:
-                    rest = f.read()
-                    if rest.strip():
-                        raise RunDirError(f"{self.history_path}: line {n} is not JSON") from None
-                    return  # a torn final line: the write was interrupted
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    if torn:
+                        return
+                    raise RunDirError(f"{self.history_path}: line {n} is not UTF-8 "
+                                      "text") from None
+                try:
+                    yield history_record(line)
+                except RecordError as e:
+                    if torn:
+                        return
+                    what = " is not JSON" if str(e) == "not JSON" else f": {e}"
+                    raise RunDirError(f"{self.history_path}: line {n}{what}") from None
 
     def evaluated(self) -> list[dict[str, Any]]:
         """The records of programs actually evaluated: not cache answers, not
@@ -177,22 +345,39 @@ class RunDir:
         return data
 
     def write_baselines(self, baselines: dict[str, dict[str, Any]]) -> None:
-        tmp = self.baselines_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(baselines, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, self.baselines_path)
+        self._replace(self.baselines_path, json.dumps(baselines, indent=2, sort_keys=True) + "\n")
 
-    def write_checkpoint(self, state: dict[str, Any]) -> None:
-        tmp = self.checkpoint_path.with_suffix(".json.tmp")
-        with tmp.open("w", encoding="utf-8") as f:
-            json.dump(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.checkpoint_path)
+    def write_checkpoint(self, state: Checkpoint | dict[str, Any]) -> None:
+        self._replace(self.checkpoint_path, json.dumps(state))
 
-    def checkpoint(self) -> dict[str, Any] | None:
+    def _replace(self, path: Path, text: str) -> None:
+        """Write ``path`` atomically: a temporary file, synced, then a rename; on failure
+        the old file stays and no temporary is left."""
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            with tmp.open("w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as e:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            raise _write_error(path, e) from None
+
+    def checkpoint(self) -> Checkpoint | None:
+        """The checkpoint, checked at its top level; None if there is none yet."""
         if not self.checkpoint_path.exists():
             return None
         try:
-            return json.loads(self.checkpoint_path.read_text(encoding="utf-8"))
+            return checked_checkpoint(json.loads(self.checkpoint_path.read_text(encoding="utf-8")))
+        except UnicodeDecodeError:
+            raise RunDirError(f"{self.checkpoint_path}: not UTF-8 text") from None
         except json.JSONDecodeError as e:
             raise RunDirError(f"{self.checkpoint_path}: not valid JSON ({e.msg})") from None
+        except RecordError as e:
+            raise RunDirError(f"{self.checkpoint_path}: {e}") from None
+        except OSError as e:
+            raise RunDirError(f"{self.checkpoint_path}: cannot read it ({e.strerror})") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -100,7 +101,9 @@ def test_an_existing_run_directory_is_not_overwritten(tmp_path) -> None:
     assert (tmp_path / "run" / "config.json").read_text() == "{}"
 
 
-def test_ctrl_c_writes_the_checkpoint_and_says_how_to_resume(tmp_path) -> None:
+@pytest.mark.parametrize(("signum", "status"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_ctrl_c_and_sigterm_write_the_checkpoint_and_say_how_to_resume(tmp_path, signum,
+                                                                       status) -> None:
     import json
     import signal
     import time
@@ -117,9 +120,9 @@ def test_ctrl_c_writes_the_checkpoint_and_says_how_to_resume(tmp_path) -> None:
     while time.time() < deadline and not (history.exists() and
                                           sum(1 for _ in history.open()) >= 5):
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signum))
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    assert proc.returncode == status, err
     assert f"resume with --resume {run}" in out and "Traceback" not in err
     checkpoint = json.loads((run / "checkpoint.json").read_text())
     assert checkpoint["history_lines"] == sum(1 for _ in history.open())
@@ -354,3 +357,90 @@ def test_tasks_time_trains_the_warm_start_on_tier_a_only(capsys) -> None:
     assert re.match(r"quadratic/A\s+192\s+300\s+16\s+4096\s+\d+\.\d\d\s", rows["quadratic/A"])
     assert re.match(r"quadratic/B\s+\d+\s+\d+\s+\d+\s+4096\s+noisy", rows["quadratic/B"])
     assert re.match(r"mlp_mnist1d/B\s+\d+\s+2400\s+64\s+40000\s+MLP", rows["mlp_mnist1d/B"])
+
+
+def small_run(tmp_path, max_evals: int = 4) -> Path:
+    """A finished serial search on the quadratic task; its run directory."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("tasks: [quadratic/A]\nseeds: [0]\npopulation: 4\nexecutor: serial\n")
+    run = tmp_path / "run"
+    r = run_cli("--config", str(cfg), "--max-evals", str(max_evals), "--run-dir", str(run))
+    assert r.returncode == 0, r.stderr
+    return run
+
+
+def test_a_resume_is_of_the_same_search_or_refused(tmp_path) -> None:
+    import json
+
+    from search.rundir import RunDir
+
+    run = small_run(tmp_path)
+    refused = {
+        ("--resume", str(run), "--config", str(tmp_path / "c.yaml")):
+            "a resumed run keeps its own config.json",
+        ("--resume", str(run), "--seed", "7"): "--seed 7: the run searches with seed 0",
+        ("--resume", str(run), "--run-dir", str(tmp_path / "x")): "--resume names the run",
+    }
+    for args, message in refused.items():
+        r = run_cli(*args, timeout=60)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    holder = RunDir(run)
+    holder.lock()  # this process holds the run: a second search is told who
+    r = run_cli("--resume", str(run), timeout=60)
+    assert r.returncode == 2 and f"in use by another search (process {os.getpid()} on" in r.stderr
+    holder.unlock()
+    # max_evals may grow a run, for good
+    r = run_cli("--resume", str(run), "--max-evals", "6", "--seed", "0")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((run / "config.json").read_text())["max_evals"] == 6
+    assert sum(not rec["cached"] for rec in RunDir(run).history()) == 6
+    # an edited config.json is named
+    fields = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps(fields | {"tasks": ["quadratic/B"]}))
+    r = run_cli("--resume", str(run), timeout=60)
+    assert r.returncode == 2 and "config.json: tasks was [\"quadratic/A\"] when the run " \
+                                 "began, now [\"quadratic/B\"]" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_resume_mends_a_torn_tail_and_a_bad_checkpoint_and_says_so(tmp_path) -> None:
+    from search.rundir import RunDir
+
+    run = small_run(tmp_path)
+    with (run / "history.jsonl").open("a") as f:
+        f.write('{"id": 9, "sour')
+    (run / "checkpoint.json").write_text("{")
+    r = run_cli("--resume", str(run), "--max-evals", "6")
+    assert r.returncode == 0, r.stderr
+    assert "note: " in r.stderr and "cut a torn last line (15 bytes" in r.stderr
+    assert "checkpoint.json: not valid JSON" in r.stderr and "rebuilt from the history" in r.stderr
+    records = list(RunDir(run).history())
+    assert sum(not rec["cached"] for rec in records) == 6
+    assert len({rec["id"] for rec in records}) == len(records)
+
+
+@pytest.mark.parametrize(("contents", "message"), [
+    (b"\xff\xfe", "not UTF-8 text"),
+    (b"[1, 2]", "expected a JSON object of config fields, got list"),
+    (b'{"seed": 0', "not valid JSON"),
+])
+def test_a_corrupt_config_json_is_one_line(tmp_path, contents, message) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_bytes(contents)
+    r = run_cli("--resume", str(run), timeout=60)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    assert (run / "config.json").read_bytes() == contents
+
+
+def test_run_dir_and_config_mistakes_are_one_line(tmp_path) -> None:
+    (tmp_path / "afile").write_text("x")
+    r = run_cli("--run-dir", str(tmp_path / "afile"), "--serial", timeout=60)
+    assert r.returncode == 2 and "afile is a file, not a folder" in r.stderr
+    r = run_cli("--run-dir", str(tmp_path / "afile" / "run"), "--serial", timeout=60)
+    assert r.returncode == 2 and "cannot make the folder" in r.stderr
+    cfg = tmp_path / "latin1.yaml"
+    cfg.write_bytes("warm_start: caf\xe9\n".encode("latin-1"))
+    r = run_cli("--config", str(cfg), timeout=60)
+    assert r.returncode == 2 and f"--config {cfg}: not UTF-8 text" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from dsl import Program, ProgramError, library, parse
@@ -176,3 +178,42 @@ def test_copies_do_not_share_derived_facts() -> None:
     assert abstract.fingerprint(p.model_copy()) == h
     with pytest.raises(ValueError, match="unknown function"):
         p.model_copy(update={"statements": (st._replace(op="nope"), *p.statements[1:])})
+
+
+def test_size_limits_are_named() -> None:
+    from dsl.parse import MAX_LINE_CHARS, MAX_TEXT_CHARS
+    from dsl.program import MAX_STATEMENTS
+
+    head = "def train(w, g, lr, t):\n"
+    cases = {
+        head + "  u = g * lr  # " + "x" * MAX_TEXT_CHARS + "\n  return u\n":
+            "at most 1,000,000 are allowed",
+        head + "  u = " + "-".join(["a"] * MAX_LINE_CHARS) + " b\n  return u\n":
+            f"line 2, column {MAX_LINE_CHARS + 1}: line of 2,007 characters; at most 1,000",
+        head + "  u = g * lr\n" * (MAX_STATEMENTS + 1) + "  return u\n":
+            f"line {MAX_STATEMENTS + 2}, column 3: 1001 statements; at most 1000 are allowed",
+    }
+    for text, message in cases.items():
+        with pytest.raises(ProgramError, match=re.escape(message)):
+            parse(text)
+    # just inside the limits: parsed
+    assert len(parse(head + "  u = g * lr\n" * MAX_STATEMENTS + "  return u\n").statements) \
+        == MAX_STATEMENTS
+    long_comment = head + "  u = g * lr  # " + "x" * 10 * MAX_LINE_CHARS + "\n  return u\n"
+    assert parse(long_comment).statements[0].op == "mul"
+
+
+@pytest.mark.parametrize("line", [
+    "u = " + "-".join(["a"] * 490) + " b",          # once quadratic in the fast path
+    "u = " + "add(" * 240,
+    "u = add(" + "a, " * 320 + ")",
+])
+def test_pathological_lines_fail_with_a_message(line: str) -> None:
+    with pytest.raises(ProgramError, match="line 2"):
+        parse(f"def train(w, g, lr, t):\n  {line}\n  return u\n")
+
+
+def test_a_signature_of_many_parameters_is_refused_at_once() -> None:
+    params = ", ".join(f"m{i}" for i in range(150))
+    with pytest.raises(ProgramError, match="150 states; at most 8"):
+        parse(f"def train(w, g, lr, t, {params}):\n  u = g * lr\n  return u\n")

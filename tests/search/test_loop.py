@@ -73,7 +73,7 @@ def test_same_seed_same_history_and_golden(tmp_path) -> None:
     assert digest == GOLDEN, digest
 
 
-GOLDEN = "902c16a3a6973cd0"  # records gained "lr_centre"; the plateau counts fresh evaluations
+GOLDEN = "9fce7bcbd8e50224"  # records gained "config_hash" (without it: 902c16a3a6973cd0)
 
 
 def test_real_evaluator_is_deterministic(tmp_path) -> None:
@@ -233,3 +233,95 @@ def test_a_grid_search_sends_baselines_and_parents_multipliers(tmp_path) -> None
     Search(plain, run, SerialExecutor(fake)).run_until_done()
     assert all(set(j) == {"id", "source", "tasks", "seeds"} for j in jobs)
     assert run.baselines() == {}
+
+
+def test_a_checkpoint_that_disagrees_with_the_history_is_rebuilt_from_it(tmp_path) -> None:
+    run = run_numpy_search(tmp_path / "run", max_evals=20)
+    good = run.checkpoint_path.read_text()
+    state = json.loads(good)
+    cases = {
+        "{": "not valid JSON",
+        json.dumps(state | {"history_lines": state["history_lines"] + 5}):
+            f"counts {state['history_lines'] + 5} history lines",
+        json.dumps(state | {"evaluated": 3}): "it counts 3 evaluations",
+        json.dumps(state | {"last_id": 999}): "does not match history.jsonl",
+        json.dumps(state | {"evolution": {"population": []}}): "cannot be loaded (KeyError",
+    }
+    for text, why in cases.items():
+        run.checkpoint_path.write_text(text)
+        search = Search(small_config(), run, SerialExecutor(numpy_evaluate))
+        (note,) = search.notes
+        assert why in note and note.endswith("rebuilt from the history, which is the truth")
+        assert search.evaluated == 20 and search.lines == len(list(run.history()))
+    run.checkpoint_path.write_text(good)
+    assert Search(small_config(), run, SerialExecutor(numpy_evaluate)).notes == []
+    run.checkpoint_path.write_text("[]")
+    search = Search(small_config(max_evals=30), run, SerialExecutor(numpy_evaluate))
+    search.run_until_done()
+    records = list(run.history())
+    assert sum(not r["cached"] for r in records) == 30
+    assert len({r["id"] for r in records}) == len(records)
+
+
+def test_a_resume_of_another_configuration_is_refused_naming_the_field(tmp_path) -> None:
+    import pytest
+
+    from search.rundir import RunDirError
+
+    run = run_numpy_search(tmp_path / "run", max_evals=8)
+    with pytest.raises(RunDirError, match="population was 6 when the run began, now 7"):
+        Search(small_config(population=7), run, SerialExecutor(numpy_evaluate))
+    run.checkpoint_path.unlink()  # the history alone still knows
+    with pytest.raises(RunDirError, match="changed since line 1 of history.jsonl"):
+        Search(small_config(tasks=["quadratic/B"]), run, SerialExecutor(numpy_evaluate))
+    # how much and where it runs may change
+    search = Search(small_config(max_evals=12, workers=3, timeout_s=5.0), run,
+                    SerialExecutor(numpy_evaluate))
+    assert search.evaluated == 8
+
+
+def test_a_full_disk_stops_the_search_and_it_resumes_once_space_is_free(tmp_path,
+                                                                        monkeypatch) -> None:
+    import errno
+
+    import pytest
+
+    from search import rundir
+    from search.loop import SearchStopped
+
+    disk = {"full": False, "fills_at": 12}
+    real_write, real_fsync = os.write, os.fsync
+
+    def write(fd, data):
+        if disk["full"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    def fsync(fd):
+        if disk["full"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    def evaluate(job):
+        if job["id"] == disk["fills_at"]:
+            disk["full"], disk["fills_at"] = True, None  # once
+        return numpy_evaluate(job)
+
+    monkeypatch.setattr(rundir.os, "write", write)
+    monkeypatch.setattr(rundir.os, "fsync", fsync)
+    cfg = small_config()
+    run = RunDir.create(tmp_path / "run", cfg)
+    search = Search(cfg, run, SerialExecutor(evaluate))
+    with pytest.raises(SearchStopped, match="cannot write .*history.jsonl: No space left"):
+        search.run_until_done()
+    assert "checkpoint.json: No space left" in search.checkpoint_error
+    records = list(run.history())
+    assert run.history_path.read_bytes().endswith(b"\n") and records
+    disk["full"] = False
+    resumed = Search(cfg, RunDir(run.path), SerialExecutor(evaluate))
+    assert resumed.notes == []
+    resumed.run_until_done()
+    after = list(run.history())
+    assert after[: len(records)] == records
+    assert sum(not r["cached"] for r in after) == 30
+    assert len({r["id"] for r in after}) == len(after)

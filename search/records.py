@@ -1,0 +1,108 @@
+"""The records a run directory holds, typed: one history line, the checkpoint.
+
+Records are JSON on disk; these types say what each field is, and
+:func:`history_record` checks a line read back (a file edited by hand, or
+written by another program, is named with its line rather than failing later
+with a ``KeyError``). Fields added after the first release are optional, so
+older runs still read.
+
+>>> rec = history_record('{"id": 0, "parent": null, "round": 0, "mutation": {"kind": '
+...     '"warm_start"}, "source": "...", "structural_hash": "a", '
+...     '"fingerprint": "b", "cached": false, "fitness": 0.0, "tasks": {}}')
+>>> rec["mutation"]
+{'kind': 'warm_start'}
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NotRequired
+
+from pydantic import TypeAdapter, ValidationError
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
+
+
+class HistoryRecord(TypedDict):
+    """One line of ``history.jsonl``: a candidate and what became of it."""
+
+    id: int
+    parent: int | None
+    round: int
+    mutation: dict[str, Any]
+    source: str
+    structural_hash: str
+    fingerprint: str
+    #: Answered by the cache (no evaluation ran); ``cached_from`` names the original.
+    cached: bool
+    cached_from: NotRequired[int | None]
+    #: None for an infrastructure error: the evaluation could not run.
+    fitness: float | None
+    infra: NotRequired[bool]
+    tasks: dict[str, dict[str, Any]]
+    error: NotRequired[str | None]
+    worker: NotRequired[str | None]
+    lr_centre: NotRequired[dict[str, float] | None]
+    timing: NotRequired[dict[str, Any]]
+    #: :meth:`search.config.SearchConfig.identity_hash` of the search that wrote it.
+    config_hash: NotRequired[str]
+
+
+class Checkpoint(TypedDict):
+    """``checkpoint.json``: enough to continue without replaying the whole history."""
+
+    version: int
+    evolution: dict[str, Any]
+    cache: dict[str, Any]
+    evaluated: int
+    proposals: int
+    #: Lines of the history already told; the rest is replayed on resume.
+    history_lines: int
+    failed: NotRequired[int]
+    infra: NotRequired[int]
+    #: The id on the last line told, to see that the history is the one counted.
+    last_id: NotRequired[int]
+    #: The fields of the configuration that define the search (its identity).
+    config: NotRequired[dict[str, Any]]
+
+
+_RECORD = TypeAdapter(HistoryRecord)
+_CHECKPOINT = TypeAdapter(Checkpoint)
+
+
+class RecordError(ValueError):
+    """A record that is not what the run directory holds; the message names the field."""
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    where = ".".join(str(x) for x in err["loc"]) or "(record)"
+    return f"{where}: {err['msg']}"
+
+
+def history_record(line: str) -> HistoryRecord:
+    """A history line parsed and checked (the dictionary as written, not a copy)."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        raise RecordError("not JSON") from None
+    if not isinstance(record, dict):
+        raise RecordError(f"expected a JSON object, got {type(record).__name__}")
+    try:
+        _RECORD.validate_python(record, strict=False)
+    except ValidationError as e:
+        raise RecordError(_first_error(e)) from None
+    return record  # type: ignore[return-value]
+
+
+def checkpoint(data: Any) -> Checkpoint:
+    """A checkpoint read back, checked at its top level."""
+    if not isinstance(data, dict):
+        raise RecordError(f"expected a JSON object, got {type(data).__name__}")
+    try:
+        _CHECKPOINT.validate_python(data)
+    except ValidationError as e:
+        raise RecordError(_first_error(e)) from None
+    return data  # type: ignore[return-value]
+
+
+__all__ = ["Checkpoint", "HistoryRecord", "RecordError", "checkpoint", "history_record"]
