@@ -58,13 +58,13 @@ def _guarded(evaluate_all, what: str, after: str = ""):
 
 def _check(spec: str, shape: tuple[int, ...]) -> None:
     from dsl.parse import locate
-    from search.loop import load_program
+    from search.loop import is_path, load_program
 
     program = load_program(spec)
     try:
         result = abstract.check(program, shape)
     except ProgramError as e:
-        if spec in library.names():
+        if not is_path(spec):
             raise
         raise ProgramError(f"{spec}: {locate(e, Path(spec).read_text(encoding='utf-8'))}") from None
     live = graph.liveness(program)
@@ -160,10 +160,10 @@ def _program_arg(spec: str, program_id: int | None = None):
     directory (its best program, or program ``program_id``, dead code removed), a
     file or a library name (a run's programs name none)."""
     from dsl.export import hyperparameter_sites
-    from search.loop import load_program
+    from search.loop import is_path, load_program
     from search.rundir import RunDir, RunDirError
 
-    if Path(spec).is_dir():
+    if is_path(spec) and Path(spec).is_dir():
         run = RunDir(spec)
         try:
             run.config()
@@ -180,7 +180,7 @@ def _program_arg(spec: str, program_id: int | None = None):
         raise InputError(f"--id {program_id}: only a run directory has program ids, "
                          f"not {spec!r}")
     program = load_program(spec)
-    if spec in library.names():
+    if not is_path(spec):
         return (program, hyperparameter_sites(library.source(spec)),
                 f"library program {spec!r}", None)
     return program, hyperparameter_sites(Path(spec).read_text(encoding="utf-8")), spec, None
@@ -228,8 +228,7 @@ def _simplify(args: argparse.Namespace) -> None:
         out = Path(args.out)
         if out.exists():
             raise InputError(f"--out {out}: exists; choose another name")
-        out.write_text(f"# simplified from {origin}\n" + result.program.to_source(),
-                       encoding="utf-8")
+        _write(out, f"# simplified from {origin}\n" + result.program.to_source(), "--out")
         print(f"wrote {out}")
 
 
@@ -332,9 +331,17 @@ def _export(args: argparse.Namespace) -> None:
         lr, note = calibrated_lr(run, found.id) or (None, "")
     text = export_source(program, args.name, hyperparameters=hyper, origin=origin,
                          learning_rate=lr, learning_rate_note=note)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
+    _write(target, text, "--out")
     print(f"wrote {target}")
+
+
+def _write(target: Path, text: str, flag: str) -> None:
+    """Write a file the user asked for, or say in one line why it cannot be."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"{flag} {target}: cannot write it ({e.strerror})") from None
 
 
 # --- search ------------------------------------------------------------------------

@@ -51,6 +51,7 @@ Example (PyTorch)::
 """
 
 import functools
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -343,6 +344,16 @@ def _torch_optimizer() -> type:
         ) -> None:
             if not lr >= 0.0:
                 raise ValueError(f"invalid learning rate: {lr}")
+            if not math.isfinite(epsilon):
+                raise ValueError(f"invalid epsilon value: {epsilon} (not finite)")
+            if not math.isfinite(decay_rate):
+                raise ValueError(f"invalid decay_rate value: {decay_rate} (not finite)")
+            if not math.isfinite(clipping_threshold):
+                raise ValueError(
+                    "invalid clipping_threshold value: "
+                    f"{clipping_threshold} (not finite)")
+            if not math.isfinite(min_scale):
+                raise ValueError(f"invalid min_scale value: {min_scale} (not finite)")
             defaults = dict(
                 lr=lr,
                 epsilon=epsilon,

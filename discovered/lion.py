@@ -66,6 +66,13 @@ def interp(xp: Any, x: Any, y: Any, a: Any) -> Any:
     return (1.0 - a) * x + a * y
 
 
+def sign_scale(torch: Any, x: Any) -> float:
+    """A number that takes every normal number of x's dtype past 1: the product clipped
+    to [-1, 1] is the sign of x, NaN kept (torch.sign of NaN is 0, NumPy's and JAX's
+    NaN). float16 and bfloat16 tensors are multiplied in float32."""
+    return 1.7976931348623157e308 if x.dtype == torch.float64 else 3.4028234663852886e38
+
+
 def lion_rule(xp, w, g, lr, t, m, *, b1: float = 0.9, b2: float = 0.99):
     """One step on one tensor: (direction, m).
 
@@ -85,7 +92,7 @@ def lion_rule_torch(w, g, lr, t, m, *, b1: float = 0.9, b2: float = 0.99):
     import torch
 
     update = interp(torch, g, m, b1)
-    update = update.sign_()
+    update = update.mul_(sign_scale(torch, update)).clamp_(-1.0, 1.0)
     m = m.mul_(b2).add_(g, alpha=1.0 - b2)
     return update, m
 
@@ -165,6 +172,12 @@ def _torch_optimizer() -> type:
         ) -> None:
             if not lr >= 0.0:
                 raise ValueError(f"invalid learning rate: {lr}")
+            if not 0.0 <= b1 <= 1.0:
+                raise ValueError(f"invalid b1 value: {b1} (from 0 to 1)")
+            if not 0.0 <= b2 <= 1.0:
+                raise ValueError(f"invalid b2 value: {b2} (from 0 to 1)")
+            if not weight_decay >= 0.0:
+                raise ValueError(f"invalid weight_decay value: {weight_decay}")
             defaults = dict(lr=lr, b1=b1, b2=b2, weight_decay=weight_decay)
             super().__init__(params, defaults)
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from dsl import graph, ops
 from dsl.errors import ProgramError
-from dsl.program import Program
+from dsl.program import INPUTS, Program, State, Statement
 from dsl.walk import Plan, walk
 
 
@@ -86,14 +86,25 @@ def module_name(name: str) -> str:
 
 
 def _snake(name: str) -> str:
+    """``name`` as a module and function name: one that is no keyword and that the
+    generated module does not use itself (``optax`` is exported as ``opt_optax``).
+
+    >>> _snake("Lion-2"), _snake("3x"), _snake("jnp"), _snake("any")
+    ('lion_2', 'opt_3x', 'opt_jnp', 'opt_any')
+    """
     out = re.sub(r"[^0-9a-zA-Z_]", "_", name).lower().strip("_") or "discovered"
-    if out[0].isdigit() or keyword.iskeyword(out):
+    if (out[0].isdigit() or keyword.iskeyword(out) or out in GENERATED_NAMES
+            or _capitalized(out) in GENERATED_NAMES):
         out = f"opt_{out}"
     return out
 
 
+def _capitalized(snake: str) -> str:
+    return "".join(part.capitalize() for part in snake.split("_"))
+
+
 def _camel(name: str) -> str:
-    return "".join(part.capitalize() for part in _snake(name).split("_"))
+    return _capitalized(_snake(name))
 
 
 Site = tuple[int, int]  # (statement index, argument index)
@@ -414,6 +425,12 @@ def without(shape: Any, axis: int) -> tuple[int, ...]:
     float64 tensor, which keeps every digit and changes no other tensor's dtype."""
     return x if isinstance(x, torch.Tensor) else torch.tensor(x, dtype=torch.float64)
 ''',
+    "sign_scale": '''def sign_scale(torch: Any, x: Any) -> float:
+    """A number that takes every normal number of x's dtype past 1: the product clipped
+    to [-1, 1] is the sign of x, NaN kept (torch.sign of NaN is 0, NumPy's and JAX's
+    NaN). float16 and bfloat16 tensors are multiplied in float32."""
+    return 1.7976931348623157e308 if x.dtype == torch.float64 else 3.4028234663852886e38
+''',
 }
 
 
@@ -457,6 +474,97 @@ def _lr_doc(learning_rate: float | None, note: str, uses_lr: bool) -> list[str]:
     return textwrap.wrap(text, 88)
 
 
+#: Names of the generated module itself: imports, helpers, constants, and the
+#: builtins its code calls. No name of a program may be one of these.
+MODULE_NAMES = frozenset({
+    "functools", "math", "Any", "NamedTuple", "jax", "jnp", "optax", "torch", "SOURCE",
+    "FACTOR_MIN_DIM", "factored_dims", "without", *HELPERS, "_torch_optimizer",
+    "__getattr__", "__name__", "zip", "enumerate", "isinstance", "callable", "float", "dict",
+    "tuple", "abs", "getattr", "sorted", "range", "len", "slice", "super", "ValueError",
+    "AttributeError",
+})
+#: Every name the generated code uses, locals of its functions included: what a
+#: hyperparameter (a keyword of the rule, the recipe and the PyTorch constructor,
+#: and a key of a PyTorch param group) may not be called.
+GENERATED_NAMES = MODULE_NAMES | frozenset({
+    "xp", "updates", "state", "params", "extra_args", "leaves", "treedef", "weights", "outs",
+    "directions", "o", "i", "s", "count", "learning_rate", "lr_fn", "init_fn", "update_fn",
+    "weight_decay", "self", "closure", "loss", "group", "p", "dtype", "out", "direction",
+    "defaults", "step", "state_dict", "saved", "ids", "key", "value", "name",
+})
+#: What a state may not be called beyond :data:`MODULE_NAMES`: the rule's ``xp``, the
+#: optax state's ``count`` and the PyTorch state's ``step``.
+STATE_RESERVED = frozenset({"xp", "count", "step"})
+
+
+def _collision_free(p: Program, snake: str, cls: str) -> tuple[Program, set[str]]:
+    """``p`` with every name that its place in the generated code would make collide
+    given a trailing underscore (its rule unchanged), and the names now taken, which
+    hyperparameters must avoid (:func:`_free_hyperparameters`).
+
+    A state is a parameter of the rule, a field of the optax state, a key of the
+    PyTorch state and gives the optax transform the locals ``NAME_leaves`` and
+    ``new_NAME``; a variable is a local of the rule functions only. Neither may be a
+    name of the module (:data:`MODULE_NAMES`, the module's own functions).
+    """
+    module = set(MODULE_NAMES) | {snake, cls, f"{snake}_rule", f"{snake}_rule_torch",
+                                  f"ScaleBy{cls}State", f"scale_by_{snake}"}
+    taken = set(module)
+    rename: dict[str, str] = {}
+
+    def claim(name: str, forbidden: frozenset[str], derived: bool) -> None:
+        def forms(n: str) -> tuple[str, ...]:
+            return (n, f"{n}_leaves", f"new_{n}") if derived else (n,)
+
+        new = name
+        while new in forbidden or any(n in taken for n in forms(new)):
+            new += "_"
+        taken.update(forms(new))
+        rename[name] = new
+
+    for state in p.state_names:
+        claim(state, STATE_RESERVED, derived=True)
+    for st in p.statements:
+        if st.target not in rename and st.target not in INPUTS:
+            claim(st.target, frozenset({"xp"}), derived=False)
+    taken |= GENERATED_NAMES
+    if all(k == v for k, v in rename.items()):
+        return p, taken
+
+    def r(a):
+        return rename.get(a, a) if isinstance(a, str) else a
+
+    return Program(
+        states=tuple(State(r(st.name), st.init) for st in p.states),
+        statements=tuple(Statement(r(st.target), st.op, tuple(r(a) for a in st.args))
+                         for st in p.statements),
+        outputs=tuple(r(o) for o in p.outputs)), taken
+
+
+def _free_hyperparameters(names: dict[Site, str], taken: set[str]) -> dict[Site, str]:
+    """Hyperparameter ``names`` apart from every ``taken`` name (a trailing underscore)."""
+    fresh: dict[str, str] = {}
+    for h in dict.fromkeys(names.values()):
+        new = h
+        while new in taken:
+            new += "_"
+        taken.add(new)
+        fresh[h] = new
+    return {site: fresh[h] for site, h in names.items()}
+
+
+def _docstring_text(text: str) -> str:
+    """``text`` as it may stand inside a generated ``\"\"\"docstring\"\"\"``: backslashes,
+    quotes and control characters escaped, so that the docstring reads back as ``text``.
+
+    >>> print(_docstring_text('run C:\\Users\\me, "best"'))
+    run C:\\\\Users\\\\me, \\"best\\"
+    """
+    out = text.replace("\\", "\\\\").replace('"', '\\"')
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in out)
+
+
 def export_source(program: Program, name: str, *,
                   hyperparameters: dict[Site, str] | None = None, origin: str = "a program",
                   inplace: bool = True, learning_rate: float | None = None,
@@ -475,15 +583,15 @@ def export_source(program: Program, name: str, *,
     ``inplace=False`` makes the PyTorch step build a new tensor for every
     statement (slower; for comparisons and debugging).
     """
-    p = graph.remove_dead(program)
     snake, cls = _snake(name), _camel(name)
+    p, taken = _collision_free(graph.remove_dead(program), snake, cls)
     split = split_decay_and_lr(p)
     core = split.core if split else tuple(range(len(p.statements)))
     given = None
     if hyperparameters is not None:  # renumbered past the statements remove_dead dropped
         kept = {i: k for k, i in enumerate(sorted(graph.liveness(program).statements))}
         given = {(kept[i], j): n for (i, j), n in hyperparameters.items() if i in kept}
-    names = _names_for(p, core, given)
+    names = _free_hyperparameters(_names_for(p, core, given), taken)
     hyper = list(dict.fromkeys(names.values()))
     defaults = {n: p.statements[i].args[j] for (i, j), n in names.items()}
     states = list(p.state_names)
@@ -545,11 +653,12 @@ def export_source(program: Program, name: str, *,
                                  for s, st in zip(states, p.states, strict=True))
     helpers = helpers_for([*rule, *torch_rule, *inits, torch_state_init])
     torch_lr = "lr" if not split else "1.0"
+    checks = _validation(p, names, defaults, wd)
     torch_out = ", ".join(["direction", *[f'state["{s}"]' for s in states]]) if states \
         else "direction"
     torch_states = ", ".join(f'state["{s}"]' for s in states)
     lines = [
-        f'"""{cls}: an optimizer exported from {origin} by optsearch.',
+        f'"""{cls}: an optimizer exported from {_docstring_text(origin)} by optsearch.',
         "",
         "Update rule for each parameter tensor w with gradient g at step t = 1, 2, ...",
         "(lr is the learning rate; the parameter moves by w <- w - update)::",
@@ -579,6 +688,7 @@ def export_source(program: Program, name: str, *,
         '"""',
         "",
         "import functools",
+        *(["import math"] if any("math." in line for line in checks) else []),
         "from typing import Any, NamedTuple",
         "",
         "import jax",
@@ -677,6 +787,7 @@ def export_source(program: Program, name: str, *,
         _wrap("def __init__", torch_defaults, " -> None:", "        "),
         "            if not lr >= 0.0:",
         '                raise ValueError(f"invalid learning rate: {lr}")',
+        *checks,
         _wrap("defaults = dict", ["lr=lr", *torch_hyper], "", "            "),
         "            super().__init__(params, defaults)",
         "",
@@ -743,6 +854,34 @@ def export_source(program: Program, name: str, *,
         "",
     ]
     return "\n".join(line for line in lines if line is not None) + "\n"
+
+
+def _validation(p: Program, names: dict[Site, str], defaults: dict[str, float],
+                wd: float | None) -> list[str]:
+    """The PyTorch constructor's checks of its arguments, as torch.optim makes them:
+    an interpolation weight (a beta) whose default lies in [0, 1] must stay there,
+    the weight decay must be >= 0, every other hyperparameter finite."""
+    lines = []
+    indent = "            "
+
+    def check(test: str, h: str, why: str) -> None:
+        message = f'f"invalid {h} value: {{{h}}}{why}"'
+        raise_ = f"{indent}    raise ValueError({message})"
+        if len(raise_) > 100:  # one string a line
+            raise_ = (f'{indent}    raise ValueError(\n{indent}        "invalid {h} value: "\n'
+                      f'{indent}        f"{{{h}}}{why}")')
+        lines.extend([f"{indent}if not {test}:", raise_])
+
+    for h in dict.fromkeys(names.values()):
+        sites = [site for site, n in names.items() if n == h]
+        beta = all(p.statements[i].op == "interp" and j == 2 for i, j in sites)
+        if beta and 0.0 <= defaults[h] <= 1.0:  # an interpolation weight
+            check(f"0.0 <= {h} <= 1.0", h, " (from 0 to 1)")
+        else:
+            check(f"math.isfinite({h})", h, " (not finite)")
+    if wd is not None:
+        check("weight_decay >= 0.0", "weight_decay", "")
+    return lines
 
 
 def hyperparameter_sites(text: str) -> dict[Site, str]:

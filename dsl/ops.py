@@ -323,8 +323,13 @@ _unary("sqrt", lambda xp, x: xp.sqrt(xp.abs(x)), "sqrt|x|", code="xp.sqrt(xp.abs
 _unary("cube", lambda xp, x: x * x * x, "x^3", code="{0} * {0} * {0}")
 _unary("cbrt", lambda xp, x: xp.cbrt(x), "cube root",
        code="xp.cbrt({0})", torch="torch.sign({0}) * torch.abs({0}) ** (1.0 / 3.0)")
+# PyTorch's sign of NaN is 0 (NumPy's and JAX's is NaN): the exported step scales x past 1
+# and clips it instead, which keeps a NaN (a NaN gradient then shows in the weights, as with
+# torch.optim.AdamW) and costs one pass more than torch.sign; only a subnormal number below
+# 1 / (its dtype's largest) keeps a fraction of its sign
 _unary("sign", lambda xp, x: xp.sign(x), "sign: -1, 0 or 1", code="xp.sign({0})",
-       inplace=((0, "{0}.sign_()"),))
+       torch="torch.mul({0}, sign_scale(torch, {0})).clamp_(-1.0, 1.0)",
+       inplace=((0, "{0}.mul_(sign_scale(torch, {0})).clamp_(-1.0, 1.0)"),))
 _unary("reciprocal", lambda xp, x: 1.0 / x, "1 / x", code="1.0 / {0}",
        inplace=((0, "{0}.reciprocal_()"),))
 _unary("norm", lambda xp, x: safe_div(xp, x, _l2(xp, x)), "x / ||x|| over the leaf",

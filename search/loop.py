@@ -30,6 +30,7 @@ cached nor told as a fitness; the candidate is asked again, and after
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,10 +48,21 @@ from search.rundir import DiskError, RunDir, RunDirError, lr_of
 MAX_PROPOSALS_PER_EVAL = 200
 
 
+def is_path(spec: str) -> bool:
+    """Whether ``spec`` names a file (or run directory) rather than a library program: a
+    library name is always the library's, unless written as a path (``./lion``).
+
+    >>> is_path("lion"), is_path("./lion"), is_path("mine.dsl"), is_path("mine")
+    (False, True, True, True)
+    """
+    return ("/" in spec or os.sep in spec or bool(Path(spec).suffix)
+            or spec not in library.names())
+
+
 def load_program(spec: str) -> Program:
-    """A library program by name, or a program file by path."""
+    """A library program by name, or a program file by path (see :func:`is_path`)."""
     path = Path(spec)
-    if path.suffix or path.exists():
+    if is_path(spec) and (path.suffix or path.exists()):
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as e:
@@ -396,5 +408,5 @@ class Search:
                      self.evo.round, self.evo.exploring, self.failed, self.infra)
 
 
-__all__ = ["RunDirError", "Search", "SearchStopped", "Stats", "failure_message",
+__all__ = ["RunDirError", "Search", "SearchStopped", "Stats", "failure_message", "is_path",
            "load_program"]

@@ -444,3 +444,22 @@ def test_run_dir_and_config_mistakes_are_one_line(tmp_path) -> None:
     r = run_cli("--config", str(cfg), timeout=60)
     assert r.returncode == 2 and f"--config {cfg}: not UTF-8 text" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_library_name_is_the_librarys_even_with_a_file_of_that_name_here(tmp_path, capsys,
+                                                                          monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lion").write_text("not a program\n")
+    assert run_search.main(["check", "lion"]) == 0
+    assert "update = sign(update)" in capsys.readouterr().out
+    assert run_search.main(["check", "./lion"]) == 2  # written as a path: the file
+    assert "./lion: line 1" in capsys.readouterr().err
+
+
+def test_an_export_that_cannot_be_written_is_one_line(tmp_path, capsys) -> None:
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" / "sub"
+    assert run_search.main(["export", "lion", "--name", "lion", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out / 'lion.py'}: cannot write it" in err and "Traceback" not in err
+    assert (tmp_path / "afile").read_text() == "x"

@@ -207,13 +207,14 @@ def test_writing_in_place_changes_no_value_on_random_programs(p, tmp_path_factor
 
 def test_the_torch_rule_writes_in_place_where_values_die() -> None:
     text = generate("lion")
-    assert "update = update.sign_()" in text
+    # PyTorch's sign of NaN is 0: the exported sign keeps a NaN, so it makes a tensor
+    assert "update = update.mul_(sign_scale(torch, update)).clamp_(-1.0, 1.0)" in text
     assert "m = m.mul_(b2).add_(g, alpha=1.0 - b2)" in text  # the state's own tensor
     assert 'direction = direction.add_(p, alpha=group["weight_decay"])' in text
     # a state read again later is overwritten only by its last reader
-    text = export_source(parse("def train(w, g, lr, t, m):\n  u = sign(m)\n  u = u + g\n"
+    text = export_source(parse("def train(w, g, lr, t, m):\n  u = exp(m)\n  u = u + g\n"
                                "  m = interp(g, m, 0.9)\n  return u, m\n"), "keep")
-    assert "u = torch.sign(m)" in text and "u = u.add_(g)" in text
+    assert "u = torch.exp(m)" in text and "u = u.add_(g)" in text
     assert "m = m.mul_(beta1).add_(g, alpha=1.0 - beta1)" in text
 
 
@@ -271,3 +272,120 @@ def test_a_calibrated_learning_rate_is_the_default_and_is_named(tmp_path) -> Non
     assert "No calibration is known for this program" in " ".join(plain.split())
     assert re.search(r"def found\(\s*learning_rate: optax.ScalarOrSchedule,", plain)
     assert "lr: float = 1e-3" in plain
+
+
+def recipe_and_class(text: str, tmp_path, name: str = "candidate"):
+    """The optax recipe and the PyTorch class exported from program ``text``."""
+    source = export_source(parse(text), name, hyperparameters=hyperparameter_sites(text))
+    module = load_generated(source, name, tmp_path)
+    snake = name.lower()
+    return module, getattr(module, snake), source
+
+
+def steps_agree(text: str, tmp_path, name: str = "candidate") -> str:
+    """Three steps of the exported recipe equal ``to_optax`` of the program, and three
+    of the exported PyTorch class equal them too; the generated source."""
+    import jax.numpy as jnp
+    import optax
+
+    from dsl import to_optax
+
+    module, recipe, source = recipe_and_class(text, tmp_path, name)
+    rng = np.random.default_rng(0)
+    grads = [rng.standard_normal((4, 3)).astype(np.float32) for _ in range(3)]
+    start = rng.standard_normal((4, 3)).astype(np.float32)
+    results = []
+    for opt in (recipe(learning_rate=0.1), to_optax(parse(text), 0.1)):
+        params = {"w": jnp.asarray(start)}
+        state = opt.init(params)
+        for g in grads:
+            updates, state = opt.update({"w": jnp.asarray(g)}, state, params)
+            params = optax.apply_updates(params, updates)
+        results.append(np.asarray(params["w"]))
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-5, err_msg=source)
+    torch = pytest.importorskip("torch")
+    cls_name = "".join(part.capitalize() for part in name.lower().split("_"))
+    w = torch.nn.Parameter(torch.tensor(start))
+    opt = getattr(module, cls_name)([w], lr=0.1)
+    for g in grads:
+        w.grad = torch.tensor(g)
+        opt.step()
+    np.testing.assert_allclose(w.detach().numpy(), results[1], rtol=1e-5, err_msg=source)
+    return source
+
+
+#: Names the generated code uses itself, tried as a program's own names.
+COLLIDING = ["count", "xp", "self", "params", "learning_rate", "step", "torch", "jnp", "optax",
+             "state", "zip", "group", "p", "direction", "math", "row_shape", "candidate_rule"]
+
+
+@pytest.mark.parametrize("name", COLLIDING)
+def test_a_programs_names_never_collide_with_the_generated_ones(name: str, tmp_path) -> None:
+    as_state = (f"def train(w, g, lr, t, {name}):\n  {name} = interp(g, {name}, 0.9)\n"
+                f"  u = {name} * lr\n  return u, {name}\n")
+    as_variable = (f"def train(w, g, lr, t, m):\n  m = interp(g, m, 0.9)\n  {name} = sign(m)\n"
+                   f"  u = {name} * lr\n  return u, m\n")
+    as_hyperparameter = (f"{name} = 0.9\ndef train(w, g, lr, t, m):\n"
+                         f"  m = interp(g, m, {name})\n  u = m * lr\n  return u, m\n")
+    for text in (as_state, as_variable):
+        steps_agree(text, tmp_path)
+    assert f"{name}_: float = 0.9" in steps_agree(as_hyperparameter, tmp_path)
+
+
+def test_states_named_like_another_states_derived_names_stay_apart(tmp_path) -> None:
+    text = ("def train(w, g, lr, t, m, new_m, m_leaves):\n  m = interp(g, m, 0.9)\n"
+            "  new_m = interp(m, new_m, 0.5)\n  m_leaves = new_m * 2.0\n  u = m_leaves * lr\n"
+            "  return u, m, new_m, m_leaves\n")
+    steps_agree(text, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["optax", "jnp", "Any", "named_tuple", "torch"])
+def test_an_optimizer_named_like_a_module_name_is_exported_apart(name: str, tmp_path) -> None:
+    source = steps_agree(library.source("momentum"), tmp_path, f"opt_{name.lower()}")
+    assert f"def opt_{name.lower()}(" in source
+    from dsl.export import module_name
+
+    assert module_name(name) == f"opt_{name.lower()}"
+
+
+def test_the_origin_is_escaped_in_the_docstring(tmp_path) -> None:
+    origin = 'run C:\\Users\\me\\runs\\new, program 3 ("best""" of all)\nnext line'
+    source = export_source(library.get("sgd"), "sgd", origin=origin)
+    module = load_generated(source, "sgd", tmp_path)
+    assert module.__doc__.startswith(f"Sgd: an optimizer exported from {origin} by optsearch.")
+
+
+def test_the_torch_class_checks_its_arguments_as_torch_optim_does(tmp_path) -> None:
+    pytest.importorskip("torch")
+    text = library.source("lion")
+    module, _, _ = recipe_and_class(text, tmp_path, "lion")
+    import torch
+
+    w = [torch.nn.Parameter(torch.zeros(3))]
+    for kwargs, message in (({"b1": 5.0}, "invalid b1 value: 5.0 (from 0 to 1)"),
+                            ({"b2": -0.1}, "invalid b2 value: -0.1"),
+                            ({"weight_decay": -1.0}, "invalid weight_decay value: -1.0"),
+                            ({"lr": -1.0}, "invalid learning rate: -1.0"),
+                            ({"lr": float("nan")}, "invalid learning rate: nan")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            module.Lion(w, **kwargs)
+    with pytest.raises(ValueError, match=r"invalid epsilon value: inf \(not finite\)"):
+        module_eps = recipe_and_class(library.source("adamw"), tmp_path, "adamw")[0]
+        module_eps.Adamw(w, epsilon=float("inf"))
+    # an interpolation weight found outside [0, 1] (a search can extrapolate) is its own
+    text = ("b = 1.5\ndef train(w, g, lr, t, m):\n  m = interp(g, m, b)\n  u = m * lr\n"
+            "  return u, m\n")
+    steps_agree(text, tmp_path)
+
+
+def test_a_nan_gradient_shows_in_the_weights_as_with_adamw(tmp_path) -> None:
+    torch = pytest.importorskip("torch")
+    module, _, _ = recipe_and_class(library.source("lion"), tmp_path, "lion")
+    results = []
+    for make in (module.Lion, torch.optim.AdamW):
+        w = torch.nn.Parameter(torch.ones(4))
+        opt = make([w], lr=0.1)
+        w.grad = torch.tensor([1.0, float("nan"), -1.0, 0.0])
+        opt.step()
+        results.append(torch.isnan(w.detach()).tolist())
+    assert results[0] == results[1] == [False, True, False, False]
