@@ -554,11 +554,11 @@ def _free_hyperparameters(names: dict[Site, str], taken: set[str]) -> dict[Site,
 
 
 def _docstring_text(text: str) -> str:
-    """``text`` as it may stand inside a generated ``\"\"\"docstring\"\"\"``: backslashes,
-    quotes and control characters escaped, so that the docstring reads back as ``text``.
+    r"""``text`` as it may stand inside a generated docstring: backslashes, quotes and
+    control characters escaped, so that the docstring reads back as ``text``.
 
-    >>> print(_docstring_text('run C:\\Users\\me, "best"'))
-    run C:\\\\Users\\\\me, \\"best\\"
+    >>> print(_docstring_text('C:\\Users "me"'))
+    C:\\Users \"me\"
     """
     out = text.replace("\\", "\\\\").replace('"', '\\"')
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")

@@ -18,6 +18,7 @@ Two executors share one interface:
 - :class:`SerialExecutor` runs jobs in-process, in submission order:
   deterministic, for tests and debugging;
 - :class:`RayExecutor` runs them on Ray, an embedded local instance by default
+  (whose processes end with the driver, even one killed: :mod:`search.reaper`)
   or a cluster (``address`` or ``RAY_ADDRESS``), takes results as they complete,
   kills an evaluation that runs past its timeout, and retries one whose worker
   or node was lost (``retries`` times) before reporting an infrastructure error.
@@ -246,6 +247,9 @@ class RayExecutor:
                 # cluster running on this machine (plain ray.init() would join that one)
                 ray.init(address="local", num_cpus=max(1, int(workers * cpus_per_eval)),
                          include_dashboard=False, runtime_env=env, log_to_driver=False)
+                from search import reaper
+
+                reaper.start()  # its processes end with this one, even after a SIGKILL
         self.remote = ray.remote(evaluate).options(
             num_cpus=cpus_per_eval, num_gpus=gpus_per_eval, max_retries=retries,
             retry_exceptions=False)

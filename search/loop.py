@@ -329,7 +329,8 @@ class Search:
         ``max_infra_errors`` infrastructure errors come in a row, or a file of the
         run cannot be written (a full disk: :attr:`checkpoint_error` then says
         whether the checkpoint could be; the history is whole either way). On
-        KeyboardInterrupt, in-flight work is abandoned, the checkpoint is
+        KeyboardInterrupt, in-flight work is abandoned (its candidates, kept in the
+        checkpoint, are evaluated first when the search resumes), the checkpoint is
         written, and the interrupt propagates.
         """
         start = time.perf_counter()
@@ -339,6 +340,8 @@ class Search:
             raise SearchStopped(str(e)) from None
         finally:
             self.executor.shutdown()
+            for cand, _ in self.inflight.values():  # evaluated first when resumed
+                self.evo.retry(cand)
             self.inflight.clear()
             try:
                 self.checkpoint()

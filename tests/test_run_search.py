@@ -80,6 +80,10 @@ def test_bad_flags_exit_2_with_one_line(args, message) -> None:
     ("seeds: [0, -1]\n", "seeds.1: Input should be greater than or equal to 0"),
     ("popsize: 3\n", "popsize: Extra inputs are not permitted"),
     ("tournament: 9\npopulation: 4\n", "tournament (9) is larger than population (4)"),
+    ("timeout_s: .inf\n", "timeout_s: Input should be a finite number"),
+    ("population: 1000000000000000000000000000000\n",
+     "population: Input should be less than or equal to 1000000"),
+    ("lr_grid: {ratio: .nan}\n", "lr_grid.ratio: Input should be a finite number"),
     ("a: [1\n", "not valid yaml"),
     ("- 1\n", "expected a mapping of fields, got list"),
 ])

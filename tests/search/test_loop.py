@@ -199,6 +199,11 @@ def test_infrastructure_errors_are_retried_never_cached_and_stop_when_in_a_row(t
         Search(cfg, run, SerialExecutor(lost_after_4)).run_until_done()
     assert [r["id"] for r in run.history() if r["infra"]] == [4, 5, 4]  # 2 in flight; 4 retried
     assert run.checkpoint()["infra"] == 3 and run.checkpoint()["evaluated"] == 4
+    # 5, in flight when the search stopped, is kept to be evaluated first on resume
+    assert [c["id"] for c in run.checkpoint()["evolution"]["retries"]] == [4, 5]
+    Search(cfg, RunDir(run.path), SerialExecutor(numpy_evaluate)).run_until_done()
+    judged = [r["id"] for r in run.history() if not r["infra"]]
+    assert judged[4:6] == [4, 5] and len(judged) == len(set(judged))
 
 
 def test_a_grid_search_sends_baselines_and_parents_multipliers(tmp_path) -> None:
