@@ -100,21 +100,21 @@ def watch(driver: int, period_s: float = 1.0, grace_s: float = 3.0) -> None:
     while not ended.wait(period_s):
         known.update(ray_descendants(driver))
     known.update(started_by(set(known)))  # a worker started after the last look
-    alive = _alive(known)
-    for pid in alive:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except OSError:
-            pass
+    alive = _signal(_alive(known), signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while alive and time.monotonic() < deadline:
         time.sleep(0.1)
         alive = _alive(alive)
-    for pid in alive:
+    _signal(alive, signal.SIGKILL)
+
+
+def _signal(processes: dict[int, str], signum: int) -> dict[int, str]:
+    for pid in processes:
         try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
+            os.kill(pid, signum)
+        except OSError:  # gone already
             pass
+    return processes
 
 
 _WATCHDOG: subprocess.Popen | None = None
