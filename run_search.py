@@ -290,8 +290,11 @@ def _funnel(args: argparse.Namespace) -> None:
     print(f"funnel on seeds {', '.join(map(str, seeds))} (the search used "
           f"{', '.join(map(str, run.config().seeds))}), every program and baseline "
           f"({', '.join(names)}) at its best learning rate ({WIDE.label()})", flush=True)
-    rows = funnel(run, train, k=args.top, margin=args.margin, held_out=tasks, seeds=seeds,
-                  baselines=names, grid=WIDE.label(), tiers_run=tiers_run, progress=say)
+    try:
+        rows = funnel(run, train, k=args.top, margin=args.margin, held_out=tasks, seeds=seeds,
+                      baselines=names, grid=WIDE.label(), tiers_run=tiers_run, progress=say)
+    except OSError as e:
+        raise Stopped(f"funnel stopped: cannot write {e.filename}: {e.strerror}{after}") from None
     print(table(rows))
     print(COLUMNS)
     print("tuned baselines (mean metric at the chosen learning-rate multiplier):")
@@ -310,8 +313,11 @@ def _inspect(args: argparse.Namespace) -> None:
     except (RunDirError, KeyError) as e:
         raise InputError(str(e).strip("'\"")) from None
     if args.plots:
-        for path in plot(run):
-            print(f"wrote {path}")
+        try:
+            for path in plot(run):
+                print(f"wrote {path}")
+        except OSError as e:
+            raise InputError(f"--plots: cannot write {e.filename}: {e.strerror}") from None
 
 
 def _export(args: argparse.Namespace) -> None:

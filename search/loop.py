@@ -336,7 +336,7 @@ class Search:
         start = time.perf_counter()
         try:
             self._run(start, progress)
-        except DiskError as e:
+        except (DiskError, RunDirError) as e:  # a full disk; a folder made read-only
             raise SearchStopped(str(e)) from None
         finally:
             self.executor.shutdown()
@@ -346,7 +346,7 @@ class Search:
             try:
                 self.checkpoint()
                 self.checkpoint_error = None
-            except DiskError as e:
+            except (DiskError, RunDirError) as e:
                 self.checkpoint_error = str(e)
         if self.checkpoint_error is not None:
             raise SearchStopped(self.checkpoint_error)

@@ -330,3 +330,38 @@ def test_a_full_disk_stops_the_search_and_it_resumes_once_space_is_free(tmp_path
     assert after[: len(records)] == records
     assert sum(not r["cached"] for r in after) == 30
     assert len({r["id"] for r in after}) == len(after)
+
+
+def test_a_run_directory_made_read_only_mid_search_stops_it_in_one_line(tmp_path,
+                                                                       monkeypatch) -> None:
+    import errno
+
+    import pytest
+
+    from search import rundir
+    from search.loop import SearchStopped
+
+    real_open = os.open
+    denied = {"on": False}
+
+    def guarded_open(path, flags, *args):
+        if denied["on"] and str(path).startswith(str(tmp_path)):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(path, flags, *args)
+
+    def evaluate(job):
+        denied["on"] = denied["on"] or job["id"] == 6
+        return numpy_evaluate(job)
+
+    monkeypatch.setattr(rundir.os, "open", guarded_open)
+    cfg = small_config()
+    run = RunDir.create(tmp_path / "run", cfg)
+    search = Search(cfg, run, SerialExecutor(evaluate))
+    with pytest.raises(SearchStopped, match=r"history.jsonl: cannot write there \(Permission"):
+        search.run_until_done()
+    denied["on"] = False
+    monkeypatch.undo()
+    before = list(run.history())
+    Search(cfg, RunDir(run.path), SerialExecutor(numpy_evaluate)).run_until_done()
+    after = list(run.history())
+    assert after[: len(before)] == before and sum(not r["cached"] for r in after) == 30
