@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -190,6 +191,8 @@ def _simplify(args: argparse.Namespace) -> None:
     from evaluators.catalog import names
     from search.simplify import reads_weights, simplify
 
+    if not 0 <= args.tolerance < math.inf:
+        raise InputError(f"--tolerance must be a finite number >= 0, got {args.tolerance}")
     program, _, origin, run = _program_arg(args.program, args.id)
     if args.tasks is not None:
         tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
@@ -240,6 +243,8 @@ def _funnel(args: argparse.Namespace) -> None:
 
     if args.top < 1:
         raise InputError(f"--top must be at least 1, got {args.top}")
+    if not math.isfinite(args.margin):
+        raise InputError(f"--margin must be a finite number, got {args.margin}")
     if args.seeds < 2:
         raise InputError(f"--seeds must be at least 2 (a standard error needs two), got "
                          f"{args.seeds}")
@@ -309,6 +314,8 @@ def _inspect(args: argparse.Namespace) -> None:
     run = RunDir(args.run_dir)
     try:
         run.config()
+        if args.top < 1:
+            raise InputError(f"--top must be at least 1, got {args.top}")
         print(report(run, args.top, args.id))
     except (RunDirError, KeyError) as e:
         raise InputError(str(e).strip("'\"")) from None
@@ -324,8 +331,8 @@ def _export(args: argparse.Namespace) -> None:
     from dsl.export import export_source, module_name
 
     program, hyper, origin, run = _program_arg(args.program, args.id)
-    if args.lr is not None and not args.lr > 0:
-        raise InputError(f"--lr must be a positive number, got {args.lr}")
+    if args.lr is not None and not 0 < args.lr < math.inf:
+        raise InputError(f"--lr must be a positive finite number, got {args.lr}")
     target = Path(args.out) / f"{module_name(args.name)}.py"
     if target.exists() and not args.force:
         raise InputError(f"{target} exists; pass --force to replace it")
@@ -658,7 +665,11 @@ def _main(argv: list[str] | None) -> int:
         elif args.command == "tasks":
             _load_task_modules([m.strip() for m in args.task_modules.split(",") if m.strip()],
                                "--task-modules")
-            _tasks(args.time, args.time_tiers)
+            tiers = [t.strip() for t in args.time_tiers.split(",") if t.strip()]
+            if not tiers or set(tiers) - {"A", "B", "C"}:
+                raise InputError(f"--time-tiers {args.time_tiers!r}: choose among A, B and C, "
+                                 "comma-separated")
+            _tasks(args.time, ",".join(tiers))
         elif args.command == "functions":
             _functions()
         elif args.command == "export":

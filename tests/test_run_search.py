@@ -467,3 +467,24 @@ def test_an_export_that_cannot_be_written_is_one_line(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert f"--out {out / 'lion.py'}: cannot write it" in err and "Traceback" not in err
     assert (tmp_path / "afile").read_text() == "x"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["export", "lion", "--name", "lion", "--lr", "inf"],
+     "--lr must be a positive finite number, got inf"),
+    (["export", "lion", "--name", "lion", "--lr", "-1"],
+     "--lr must be a positive finite number, got -1.0"),
+    (["simplify", "lion", "--tolerance", "nan", "--exact-only"],
+     "--tolerance must be a finite number >= 0, got nan"),
+    (["tasks", "--time-tiers", "Z"],
+     "--time-tiers 'Z': choose among A, B and C, comma-separated"),
+    (["funnel", "nowhere", "--margin", "nan"], "--margin must be a finite number, got nan"),
+    (["inspect", "nowhere"], "nowhere is not a run directory: no config.json"),
+])
+def test_bad_subcommand_values_are_one_line(args, message, capsys, tmp_path,
+                                            monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run_search.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"error: {message}"
+    assert not (tmp_path / "discovered").exists()
