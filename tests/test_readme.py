@@ -121,6 +121,7 @@ BENCHMARK_SIZES = {
     "bench_eval.py": ["--programs", "2", "--task", "quadratic/A"],
     "bench_search.py": ["--programs", "4", "--skip-default-search"],
     "bench_export.py": ["--rounds", "2"],
+    "bench_reliability.py": ["--cycles", "1", "--max-evals", "10"],
     "bench_grid.py": ["--points", "2", "--tasks", "quadratic/A", "--repeats", "1"],
     "bench_discovery.py": ["--quick", "--evals", "3", "--tasks", "quadratic/A"],
     "bench_tasks.py": ["--seeds", "3", "--tasks", "quadratic/A", "quadratic/B",
