@@ -27,13 +27,9 @@ from typing import Any
 import numpy as np
 
 from dsl import Program, parse
+from evaluators.fitness import FAILED  # (plain Python: no JAX)
 from search.config import SearchConfig
 from search.mutation import mutate, random_valid_program
-
-#: The fitness of a failed evaluation (NaN, divergence, crash, timeout): below any
-#: finite result. The same value as ``evaluators.FAILED``; search/ cannot import it
-#: (no JAX here), and a test holds the two equal.
-FAILED = -1e9
 
 
 @dataclass(frozen=True)

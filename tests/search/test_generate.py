@@ -31,10 +31,20 @@ def test_random_statements_use_only_variables_in_scope() -> None:
 
 
 def test_search_never_imports_jax() -> None:
+    """Every module of search/, and the parts of evaluators/ the proposer uses, in a
+    fresh process: no JAX (nor Ray, nor torch) is loaded."""
+    import pkgutil
     import subprocess
     import sys
 
-    code = "import search, dsl, sys; dsl.abstract.fingerprint(dsl.library.get('lion')); " \
-           "assert 'jax' not in sys.modules, 'search/ pulled in JAX'"
+    import search
+
+    modules = [f"search.{m.name}" for m in pkgutil.iter_modules(search.__path__)]
+    modules += ["evaluators", "evaluators.catalog", "evaluators.grid", "evaluators.fitness"]
+    assert len(modules) >= 16
+    code = (f"import importlib, sys, dsl\nfor m in {modules!r}: importlib.import_module(m)\n"
+            "dsl.abstract.fingerprint(dsl.library.get('lion'))\n"
+            "loaded = [m for m in ('jax', 'ray', 'torch') if m in sys.modules]\n"
+            "assert not loaded, loaded")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
