@@ -255,20 +255,32 @@ class RayExecutor:
             retry_exceptions=False)
         self.timeout_s = timeout_s
         self.inflight: dict[Any, tuple[Job, float]] = {}
+        #: Jobs Ray refused at submission (its raylet gone, say): their results.
+        self.refused: list[Result] = []
 
     @property
     def pending(self) -> int:
-        return len(self.inflight)
+        return len(self.inflight) + len(self.refused)
 
     def submit(self, job: Job) -> None:
-        self.inflight[self.remote.remote(job)] = (job, time.monotonic())
+        try:
+            self.inflight[self.remote.remote(job)] = (job, time.monotonic())
+        except Exception as e:  # Ray itself failing: an infrastructure error, not a traceback
+            self.refused.append(infra_result(job, f"submitting to Ray: {type(e).__name__}: "
+                                                  f"{' '.join(str(e).split())[:300]}"))
 
     def wait(self, poll_s: float = 0.5) -> list[Result]:
         """At least one result (or a timeout failure) unless nothing is in flight."""
         ray = self.ray
-        results: list[Result] = []
+        results, self.refused = self.refused, []
         while self.inflight and not results:
-            done, _ = ray.wait(list(self.inflight), num_returns=1, timeout=poll_s)
+            try:
+                done, _ = ray.wait(list(self.inflight), num_returns=1, timeout=poll_s)
+            except Exception as e:  # Ray itself gone: every job in flight is lost
+                why = f"waiting on Ray: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
+                results += [infra_result(job, why) for job, _ in self.inflight.values()]
+                self.inflight.clear()
+                break
             for ref in done:
                 job, _ = self.inflight.pop(ref)
                 try:
@@ -288,8 +300,12 @@ class RayExecutor:
 
     def shutdown(self) -> None:
         for ref in list(self.inflight):
-            self.ray.cancel(ref, force=True)
+            try:
+                self.ray.cancel(ref, force=True)
+            except Exception:  # Ray already gone: nothing left to cancel
+                pass
         self.inflight.clear()
+        self.refused.clear()
 
 
 def make_executor(cfg, evaluate: Callable[[Job], Result] = evaluate_job):

@@ -155,3 +155,35 @@ def test_a_second_process_loads_the_compiled_loop_from_the_cache(tmp_path) -> No
     first, second = (int(r.stdout.split()[-1]) for r in runs)
     assert first == 0 and second >= 1
     assert any(cache.iterdir())
+
+
+def test_ray_failing_at_submission_or_wait_gives_infrastructure_errors(ray_local) -> None:
+    from search.executor import RayExecutor
+
+    ex = RayExecutor(workers=2, timeout_s=30.0, evaluate=slow_evaluate)
+
+    class Broken:
+        def remote(self, job):
+            raise ConnectionError("raylet\nis gone")
+
+    real = ex.remote
+    ex.remote = Broken()
+    ex.submit({"id": 7, "sleep": 0.0})
+    assert ex.pending == 1
+    (result,) = ex.wait()
+    assert result["id"] == 7 and result["infra"] and result["fitness"] is None
+    assert result["error"] == "submitting to Ray: ConnectionError: raylet is gone"
+    ex.remote = real
+    ex.submit({"id": 8, "sleep": 5.0})
+
+    class Gone:  # Ray as its control store dies: wait raises
+        get, cancel = ex.ray.get, ex.ray.cancel
+
+        @staticmethod
+        def wait(*args, **kwargs):
+            raise RuntimeError("GCS lost")
+
+    ex.ray = Gone
+    (result,) = ex.wait()
+    assert result["id"] == 8 and result["infra"]
+    assert result["error"] == "waiting on Ray: RuntimeError: GCS lost" and ex.pending == 0
