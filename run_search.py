@@ -398,6 +398,12 @@ def _config(fields: dict[str, Any], where: str):
     from evaluators.catalog import held_out, names  # no JAX before Ray forks workers
 
     _load_task_modules(cfg.task_modules, where)
+    from search.loop import load_program
+
+    try:
+        load_program(cfg.warm_start)
+    except ProgramError as e:
+        raise InputError(f"{where}: warm_start: {e}") from None
     for task in cfg.tasks:
         if task not in names():
             raise InputError(f"{where}: tasks: unknown task {task!r}")

@@ -36,9 +36,10 @@ class MutationConfig(BaseModel):
     max_length: int = Field(30, ge=1, le=200, description="Most statements a program may have.")
     max_tries: int = Field(
         50, ge=1, le=10_000, description="Draws of a mutation kind before trying the next kind.")
-    check_shapes: list[tuple[int, ...]] = Field(
-        default_factory=lambda: [(256, 128), (128,), ()],
-        description="Leaf shapes a child must pass abstract execution on.")
+    check_shapes: list[tuple[Annotated[int, Field(ge=1, le=1_000_000)], ...]] = Field(
+        default_factory=lambda: [(256, 128), (128,), ()], min_length=1, max_length=16,
+        description="Leaf shapes a child must pass abstract execution on (at least one; "
+        "positive dimensions).")
 
     @model_validator(mode="after")
     def _some_weight(self) -> MutationConfig:
@@ -139,6 +140,10 @@ class SearchConfig(BaseModel):
             raise ValueError("tasks must name at least one task")
         if not self.seeds:
             raise ValueError("seeds must hold at least one seed")
+        for name, values in (("tasks", self.tasks), ("seeds", self.seeds)):
+            twice = sorted({v for v in values if values.count(v) > 1}, key=str)
+            if twice:
+                raise ValueError(f"{name} names {twice[0]!r} twice")
         return self
 
     def identity(self) -> dict[str, Any]:

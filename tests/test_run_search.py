@@ -84,6 +84,12 @@ def test_bad_flags_exit_2_with_one_line(args, message) -> None:
     ("population: 1000000000000000000000000000000\n",
      "population: Input should be less than or equal to 1000000"),
     ("lr_grid: {ratio: .nan}\n", "lr_grid.ratio: Input should be a finite number"),
+    ("seeds: [0, 0]\n", "seeds names 0 twice"),
+    ("tasks: [quadratic/A, quadratic/A]\n", "tasks names 'quadratic/A' twice"),
+    ("mutation: {check_shapes: [[-1]]}\n",
+     "mutation.check_shapes.0.0: Input should be greater than or equal to 1"),
+    ("mutation: {check_shapes: []}\n", "mutation.check_shapes: List should have at least 1"),
+    ("warm_start: nope\n", "warm_start: no library program 'nope'"),
     ("a: [1\n", "not valid yaml"),
     ("- 1\n", "expected a mapping of fields, got list"),
 ])
