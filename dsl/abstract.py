@@ -189,15 +189,15 @@ _ALL_FLOAT32 = _Float32()
 # deterministic across processes (no string hashing, so PYTHONHASHSEED does not
 # matter) and far cheaper than a cryptographic hash per node; only the final
 # value goes through blake2b.
-# Codes are positive: in CPython hash(-1) == hash(-2).
-_OP_CODES = {name: k for k, name in enumerate(sorted(ops.OPS))}
+# Codes are non-negative (in CPython hash(-1) == hash(-2)); a function's is its
+# ``Op.opcode``, never renumbered.
 _INPUT_CODES = {name: 1000 + k for k, name in enumerate(INPUTS)}
 _INIT_CODES = {"zeros": 2000, "w": 2001}
 _CONST = 3000
 
 
 def _hash_apply(op: ops.Op, args: list[int]) -> int:
-    code = _OP_CODES[op.name]
+    code = op.opcode  # stable: see ops._add
     if op.commutative:
         return hash((code, *sorted(args)))
     return hash((code, *args))

@@ -81,6 +81,7 @@ class Op:
     them when that argument's value is not needed afterwards, so it makes no new
     tensor. They round exactly as ``code`` does, except ``interp``'s, which
     fuse a multiply and an add as hand-written PyTorch does (``add_(y, alpha=a)``).
+    ``opcode`` is the function's stable code in structural hashes (see ``_add``).
     """
 
     name: str
@@ -96,6 +97,7 @@ class Op:
     code: str | None = None
     torch: str | None = None
     inplace: tuple[tuple[int, str], ...] = ()
+    opcode: int = -1
 
     def __post_init__(self) -> None:
         if not self.kinds:
@@ -226,26 +228,34 @@ def _clip_by_norm(xp: Any, x: Any, c: Any) -> Any:
 OPS: dict[str, Op] = {}
 
 
-def _add(name: str, arity: int, fn: Callable[..., Any], doc: str, **kw: Any) -> None:
+def _add(opcode: int, name: str, arity: int, fn: Callable[..., Any], doc: str,
+         **kw: Any) -> None:
+    """Register a function; ``opcode`` is its code in structural hashes, given once and
+    never changed (a new function takes the next unused code: adding one leaves every
+    program's hash, and so a resumed run's cache, as it was)."""
     kw.setdefault("shape", elementwise)
-    OPS[name] = Op(name=name, arity=arity, fn=fn, doc=doc, **kw)
+    taken = {op.opcode: op.name for op in OPS.values()}
+    if opcode in taken or name in OPS:
+        raise ValueError(f"function {name!r}: opcode {opcode} or the name is taken "
+                         f"(by {taken.get(opcode, name)!r})")
+    OPS[name] = Op(name=name, arity=arity, fn=fn, doc=doc, opcode=opcode, **kw)
 
 
-def _unary(name: str, fn: Callable[..., Any], doc: str, **kw: Any) -> None:
-    _add(name, 1, fn, doc, **kw)
+def _unary(opcode: int, name: str, fn: Callable[..., Any], doc: str, **kw: Any) -> None:
+    _add(opcode, name, 1, fn, doc, **kw)
 
 
 # Primitives.
-_add("add", 2, lambda xp, a, b: a + b, "a + b", infix="+", commutative=True, code="{0} + {1}",
+_add(1, "add", 2, lambda xp, a, b: a + b, "a + b", infix="+", commutative=True, code="{0} + {1}",
      inplace=((0, "{0}.add_({1})"),))
-_add("sub", 2, lambda xp, a, b: a - b, "a - b", infix="-", code="{0} - {1}",
+_add(50, "sub", 2, lambda xp, a, b: a - b, "a - b", infix="-", code="{0} - {1}",
      inplace=((0, "{0}.sub_({1})"), (1, "{1}.neg_().add_({0})")))
-_add("mul", 2, lambda xp, a, b: a * b, "a * b", infix="*", commutative=True, code="{0} * {1}",
+_add(39, "mul", 2, lambda xp, a, b: a * b, "a * b", infix="*", commutative=True, code="{0} * {1}",
      inplace=((0, "{0}.mul_({1})"),))
-_add("div", 2, lambda xp, a, b: a / b, "a / b", infix="/", code="{0} / {1}",
+_add(15, "div", 2, lambda xp, a, b: a / b, "a / b", infix="/", code="{0} / {1}",
      inplace=((0, "{0}.div_({1})"),))
 _add(
-    "max",
+    35, "max",
     2,
     lambda xp, a, b: xp.maximum(a, b),
     "elementwise maximum",
@@ -255,7 +265,7 @@ _add(
     inplace=((0, "torch.maximum({0}, as_tensor(torch, {1}), out={0})"),),
 )
 _add(
-    "min",
+    37, "min",
     2,
     lambda xp, a, b: xp.minimum(a, b),
     "elementwise minimum",
@@ -266,81 +276,85 @@ _add(
 )
 
 # Unary, elementwise.
-_unary("abs", lambda xp, x: xp.abs(x), "|x|", code="xp.abs({0})", inplace=((0, "{0}.abs_()"),))
-_unary("cos", lambda xp, x: xp.cos(x), "cosine", code="xp.cos({0})", inplace=((0, "{0}.cos_()"),))
-_unary("sin", lambda xp, x: xp.sin(x), "sine", code="xp.sin({0})", inplace=((0, "{0}.sin_()"),))
-_unary("tan", lambda xp, x: xp.tan(x), "tangent", code="xp.tan({0})", inplace=((0, "{0}.tan_()"),))
+_unary(0, "abs", lambda xp, x: xp.abs(x), "|x|", code="xp.abs({0})", inplace=((0, "{0}.abs_()"),))
+_unary(11, "cos", lambda xp, x: xp.cos(x), "cosine", code="xp.cos({0})", inplace=((0,
+       "{0}.cos_()"),))
+_unary(46, "sin", lambda xp, x: xp.sin(x), "sine", code="xp.sin({0})", inplace=((0, "{0}.sin_()"),))
+_unary(51, "tan", lambda xp, x: xp.tan(x), "tangent", code="xp.tan({0})", inplace=((0,
+       "{0}.tan_()"),))
 _unary(
-    "arcsin",
+    4, "arcsin",
     lambda xp, x: xp.arcsin(x),
     "inverse sine (NaN outside [-1, 1])",
     code="xp.arcsin({0})",
     inplace=((0, "{0}.arcsin_()"),),
 )
 _unary(
-    "arccos",
+    2, "arccos",
     lambda xp, x: xp.arccos(x),
     "inverse cosine (NaN outside [-1, 1])",
     code="xp.arccos({0})",
     inplace=((0, "{0}.arccos_()"),),
 )
-_unary("arctan", lambda xp, x: xp.arctan(x), "inverse tangent", code="xp.arctan({0})",
+_unary(6, "arctan", lambda xp, x: xp.arctan(x), "inverse tangent", code="xp.arctan({0})",
        inplace=((0, "{0}.arctan_()"),))
-_unary("sinh", lambda xp, x: xp.sinh(x), "hyperbolic sine", code="xp.sinh({0})",
+_unary(47, "sinh", lambda xp, x: xp.sinh(x), "hyperbolic sine", code="xp.sinh({0})",
        inplace=((0, "{0}.sinh_()"),))
-_unary("cosh", lambda xp, x: xp.cosh(x), "hyperbolic cosine", code="xp.cosh({0})",
+_unary(12, "cosh", lambda xp, x: xp.cosh(x), "hyperbolic cosine", code="xp.cosh({0})",
        inplace=((0, "{0}.cosh_()"),))
-_unary("tanh", lambda xp, x: xp.tanh(x), "hyperbolic tangent", code="xp.tanh({0})",
+_unary(52, "tanh", lambda xp, x: xp.tanh(x), "hyperbolic tangent", code="xp.tanh({0})",
        inplace=((0, "{0}.tanh_()"),))
-_unary("arcsinh", lambda xp, x: xp.arcsinh(x), "inverse hyperbolic sine", code="xp.arcsinh({0})",
+_unary(5, "arcsinh", lambda xp, x: xp.arcsinh(x), "inverse hyperbolic sine", code="xp.arcsinh({0})",
        inplace=((0, "{0}.arcsinh_()"),))
 _unary(
-    "arccosh",
+    3, "arccosh",
     lambda xp, x: xp.arccosh(x),
     "inverse hyperbolic cosine (NaN below 1)",
     code="xp.arccosh({0})",
     inplace=((0, "{0}.arccosh_()"),),
 )
-_unary("arctanh", lambda xp, x: xp.arctanh(x), "inverse hyperbolic tangent", code="xp.arctanh({0})",
+_unary(7, "arctanh", lambda xp, x: xp.arctanh(x), "inverse hyperbolic tangent",
+       code="xp.arctanh({0})",
        inplace=((0, "{0}.arctanh_()"),))
-_unary("exp", lambda xp, x: xp.exp(x), "e^x", code="xp.exp({0})", inplace=((0, "{0}.exp_()"),))
-_unary("exp2", lambda xp, x: xp.exp2(x), "2^x", code="xp.exp2({0})", inplace=((0, "{0}.exp2_()"),))
-_unary("exp10", lambda xp, x: xp.power(10.0, x), "10^x", code="xp.exp({0} * 2.302585092994046)",
+_unary(18, "exp", lambda xp, x: xp.exp(x), "e^x", code="xp.exp({0})", inplace=((0, "{0}.exp_()"),))
+_unary(20, "exp2", lambda xp, x: xp.exp2(x), "2^x", code="xp.exp2({0})", inplace=((0,
+       "{0}.exp2_()"),))
+_unary(19, "exp10", lambda xp, x: xp.power(10.0, x), "10^x", code="xp.exp({0} * 2.302585092994046)",
        inplace=((0, "{0}.mul_(2.302585092994046).exp_()"),))
-_unary("expm1", lambda xp, x: xp.expm1(x), "e^x - 1", code="xp.expm1({0})",
+_unary(21, "expm1", lambda xp, x: xp.expm1(x), "e^x - 1", code="xp.expm1({0})",
        inplace=((0, "{0}.expm1_()"),))
-_unary("log", lambda xp, x: xp.log(xp.abs(x)), "log|x|", code="xp.log(xp.abs({0}))",
+_unary(30, "log", lambda xp, x: xp.log(xp.abs(x)), "log|x|", code="xp.log(xp.abs({0}))",
        inplace=((0, "{0}.abs_().log_()"),))
-_unary("log10", lambda xp, x: xp.log10(xp.abs(x)), "log10|x|", code="xp.log10(xp.abs({0}))",
+_unary(31, "log10", lambda xp, x: xp.log10(xp.abs(x)), "log10|x|", code="xp.log10(xp.abs({0}))",
        inplace=((0, "{0}.abs_().log10_()"),))
-_unary("log2", lambda xp, x: xp.log2(xp.abs(x)), "log2|x|", code="xp.log2(xp.abs({0}))",
+_unary(33, "log2", lambda xp, x: xp.log2(xp.abs(x)), "log2|x|", code="xp.log2(xp.abs({0}))",
        inplace=((0, "{0}.abs_().log2_()"),))
-_unary("log1p", lambda xp, x: xp.log1p(xp.abs(x)), "log(1 + |x|)", code="xp.log1p(xp.abs({0}))",
+_unary(32, "log1p", lambda xp, x: xp.log1p(xp.abs(x)), "log(1 + |x|)", code="xp.log1p(xp.abs({0}))",
        inplace=((0, "{0}.abs_().log1p_()"),))
-_unary("square", lambda xp, x: x * x, "x^2", code="{0} * {0}", inplace=((0, "{0}.square_()"),))
-_unary("sqrt", lambda xp, x: xp.sqrt(xp.abs(x)), "sqrt|x|", code="xp.sqrt(xp.abs({0}))",
+_unary(49, "square", lambda xp, x: x * x, "x^2", code="{0} * {0}", inplace=((0, "{0}.square_()"),))
+_unary(48, "sqrt", lambda xp, x: xp.sqrt(xp.abs(x)), "sqrt|x|", code="xp.sqrt(xp.abs({0}))",
        inplace=((0, "{0}.abs_().sqrt_()"),))
-_unary("cube", lambda xp, x: x * x * x, "x^3", code="{0} * {0} * {0}")
-_unary("cbrt", lambda xp, x: xp.cbrt(x), "cube root",
+_unary(14, "cube", lambda xp, x: x * x * x, "x^3", code="{0} * {0} * {0}")
+_unary(8, "cbrt", lambda xp, x: xp.cbrt(x), "cube root",
        code="xp.cbrt({0})", torch="torch.sign({0}) * torch.abs({0}) ** (1.0 / 3.0)")
 # PyTorch's sign of NaN is 0 (NumPy's and JAX's is NaN): the exported step scales x past 1
 # and clips it instead, which keeps a NaN (a NaN gradient then shows in the weights, as with
 # torch.optim.AdamW) and costs one pass more than torch.sign; only a subnormal number below
 # 1 / (its dtype's largest) keeps a fraction of its sign
-_unary("sign", lambda xp, x: xp.sign(x), "sign: -1, 0 or 1", code="xp.sign({0})",
+_unary(45, "sign", lambda xp, x: xp.sign(x), "sign: -1, 0 or 1", code="xp.sign({0})",
        torch="torch.mul({0}, sign_scale(torch, {0})).clamp_(-1.0, 1.0)",
        inplace=((0, "{0}.mul_(sign_scale(torch, {0})).clamp_(-1.0, 1.0)"),))
-_unary("reciprocal", lambda xp, x: 1.0 / x, "1 / x", code="1.0 / {0}",
+_unary(43, "reciprocal", lambda xp, x: 1.0 / x, "1 / x", code="1.0 / {0}",
        inplace=((0, "{0}.reciprocal_()"),))
-_unary("norm", lambda xp, x: safe_div(xp, x, _l2(xp, x)), "x / ||x|| over the leaf",
+_unary(41, "norm", lambda xp, x: safe_div(xp, x, _l2(xp, x)), "x / ||x|| over the leaf",
        code="safe_div(xp, {0}, xp.sqrt(xp.sum({0} * {0})))")
-_unary("invert", lambda xp, x: 1.0 - x, "1 - x", code="1.0 - {0}",
+_unary(28, "invert", lambda xp, x: 1.0 - x, "1 - x", code="1.0 - {0}",
        inplace=((0, "{0}.neg_().add_(1.0)"),))
-_unary("negative", lambda xp, x: -x, "-x", code="-{0}", inplace=((0, "{0}.neg_()"),))
+_unary(40, "negative", lambda xp, x: -x, "-x", code="-{0}", inplace=((0, "{0}.neg_()"),))
 
 # Others of the Lion search.
 _add(
-    "global_norm",
+    25, "global_norm",
     1,
     lambda xp, x: _l2(xp, x),
     "||x||, the L2 norm of the leaf",
@@ -349,7 +363,7 @@ _add(
     code="xp.sqrt(xp.sum({0} * {0}))",
 )
 _add(
-    "interp",
+    27, "interp",
     3,
     lambda xp, x, y, a: (1.0 - a) * x + a * y,
     "(1 - a) * x + a * y",
@@ -360,7 +374,7 @@ _add(
     ),
 )
 _add(
-    "dot",
+    16, "dot",
     2,
     lambda xp, x, y: xp.sum(x * y),
     "sum(x * y) over the leaf",
@@ -370,7 +384,7 @@ _add(
     code="xp.sum({0} * {1})",
 )
 _add(
-    "cosine_sim",
+    13, "cosine_sim",
     2,
     lambda xp, x, y: safe_div(xp, xp.sum(x * y), _l2(xp, x) * _l2(xp, y)),
     "dot(x, y) / (||x|| ||y||)",
@@ -380,7 +394,7 @@ _add(
     code="safe_div(xp, xp.sum({0} * {1}), xp.sqrt(xp.sum({0} * {0})) * xp.sqrt(xp.sum({1} * {1})))",
 )
 _add(
-    "clip_by_global_norm",
+    10, "clip_by_global_norm",
     2,
     _clip_by_norm,
     "x * min(1, |c| / ||x||)",
@@ -388,11 +402,11 @@ _add(
     kinds=("any", "scalar"),
     code="clip_scale(xp, {0}, {1}, xp.sqrt(xp.sum({0} * {0})))",
 )
-_add("power", 2, lambda xp, b, x: xp.power(b, x), "b^x", code="xp.power({0}, {1})",
+_add(42, "power", 2, lambda xp, b, x: xp.power(b, x), "b^x", code="xp.power({0}, {1})",
      torch="torch.pow(as_tensor(torch, {0}), {1})",
      inplace=((0, "{0}.pow_({1})"),))
 _add(
-    "clip",
+    9, "clip",
     2,
     lambda xp, x, c: xp.clip(x, -xp.abs(c), xp.abs(c)),
     "x clipped to [-|c|, |c|]",
@@ -402,14 +416,16 @@ _add(
 )
 
 # For the seed optimizers: step logic, reductions, factored moments.
-_add("mod", 2, lambda xp, a, b: xp.mod(a, b), "a mod b (floored)", code="{0} % {1}",
+_add(38, "mod", 2, lambda xp, a, b: xp.mod(a, b), "a mod b (floored)", code="{0} % {1}",
      inplace=((0, "{0}.remainder_({1})"),))
-_add("gt", 2, lambda xp, a, b: (a > b) * 1.0, "1 where a > b, else 0", code="({0} > {1}) * 1.0")
-_add("ge", 2, lambda xp, a, b: (a >= b) * 1.0, "1 where a >= b, else 0", code="({0} >= {1}) * 1.0")
-_add("lt", 2, lambda xp, a, b: (a < b) * 1.0, "1 where a < b, else 0", code="({0} < {1}) * 1.0")
-_add("le", 2, lambda xp, a, b: (a <= b) * 1.0, "1 where a <= b, else 0", code="({0} <= {1}) * 1.0")
+_add(26, "gt", 2, lambda xp, a, b: (a > b) * 1.0, "1 where a > b, else 0", code="({0} > {1}) * 1.0")
+_add(24, "ge", 2, lambda xp, a, b: (a >= b) * 1.0, "1 where a >= b, else 0",
+     code="({0} >= {1}) * 1.0")
+_add(34, "lt", 2, lambda xp, a, b: (a < b) * 1.0, "1 where a < b, else 0", code="({0} < {1}) * 1.0")
+_add(29, "le", 2, lambda xp, a, b: (a <= b) * 1.0, "1 where a <= b, else 0",
+     code="({0} <= {1}) * 1.0")
 _add(
-    "eq",
+    17, "eq",
     2,
     lambda xp, a, b: (a == b) * 1.0,
     "1 where a == b, else 0",
@@ -417,17 +433,17 @@ _add(
     code="({0} == {1}) * 1.0",
 )
 _add(
-    "where",
+    54, "where",
     3,
     lambda xp, c, a, b: xp.where(c != 0, a, b),
     "a where c != 0, else b",
     code="xp.where({0} != 0, {1}, {2})",
     torch="torch.where(as_tensor(torch, {0}) != 0, {1}, {2})",
 )
-_add("mean", 1, lambda xp, x: xp.mean(x), "mean of the leaf", shape=to_scalar, reduces=True,
+_add(36, "mean", 1, lambda xp, x: xp.mean(x), "mean of the leaf", shape=to_scalar, reduces=True,
        code="xp.mean({0})")
 _add(
-    "rms",
+    44, "rms",
     1,
     lambda xp, x: xp.sqrt(xp.mean(x * x)),
     "root mean square of the leaf",
@@ -436,7 +452,7 @@ _add(
     code="xp.sqrt(xp.mean({0} * {0}))",
 )
 _add(
-    "factor_row",
+    23, "factor_row",
     1,
     _factor_row,
     "Adafactor row statistic (mean over the largest axis)",
@@ -446,7 +462,7 @@ _add(
     code="factor_row(xp, {0})",
 )
 _add(
-    "factor_col",
+    22, "factor_col",
     1,
     _factor_col,
     "Adafactor column statistic (mean over the 2nd-largest axis)",
@@ -456,7 +472,7 @@ _add(
     code="factor_col(xp, {0})",
 )
 _add(
-    "unfactor",
+    53, "unfactor",
     3,
     _unfactor,
     "r ⊗ c / mean(r), shaped like the third argument",
