@@ -277,11 +277,11 @@ _add(
 
 # Unary, elementwise.
 _unary(0, "abs", lambda xp, x: xp.abs(x), "|x|", code="xp.abs({0})", inplace=((0, "{0}.abs_()"),))
-_unary(11, "cos", lambda xp, x: xp.cos(x), "cosine", code="xp.cos({0})", inplace=((0,
-       "{0}.cos_()"),))
+_unary(11, "cos", lambda xp, x: xp.cos(x), "cosine", code="xp.cos({0})",
+       inplace=((0, "{0}.cos_()"),))
 _unary(46, "sin", lambda xp, x: xp.sin(x), "sine", code="xp.sin({0})", inplace=((0, "{0}.sin_()"),))
-_unary(51, "tan", lambda xp, x: xp.tan(x), "tangent", code="xp.tan({0})", inplace=((0,
-       "{0}.tan_()"),))
+_unary(51, "tan", lambda xp, x: xp.tan(x), "tangent", code="xp.tan({0})",
+       inplace=((0, "{0}.tan_()"),))
 _unary(
     4, "arcsin",
     lambda xp, x: xp.arcsin(x),
@@ -317,8 +317,8 @@ _unary(7, "arctanh", lambda xp, x: xp.arctanh(x), "inverse hyperbolic tangent",
        code="xp.arctanh({0})",
        inplace=((0, "{0}.arctanh_()"),))
 _unary(18, "exp", lambda xp, x: xp.exp(x), "e^x", code="xp.exp({0})", inplace=((0, "{0}.exp_()"),))
-_unary(20, "exp2", lambda xp, x: xp.exp2(x), "2^x", code="xp.exp2({0})", inplace=((0,
-       "{0}.exp2_()"),))
+_unary(20, "exp2", lambda xp, x: xp.exp2(x), "2^x", code="xp.exp2({0})",
+       inplace=((0, "{0}.exp2_()"),))
 _unary(19, "exp10", lambda xp, x: xp.power(10.0, x), "10^x", code="xp.exp({0} * 2.302585092994046)",
        inplace=((0, "{0}.mul_(2.302585092994046).exp_()"),))
 _unary(21, "expm1", lambda xp, x: xp.expm1(x), "e^x - 1", code="xp.expm1({0})",
