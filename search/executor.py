@@ -3,7 +3,8 @@
 A job is plain data (id, program source, tasks, seeds, and with calibration
 the learning-rate grid, the multipliers to centre it on per task and the
 baseline metric per task); a result is plain data too (fitness, per-task
-metrics and chosen multipliers, error, worker, timing). ``evaluate_job`` never
+metrics and chosen multipliers, error, worker, timing): both typed in
+:mod:`search.records`. ``evaluate_job`` never
 raises. A result is one of two kinds:
 
 - the program's own: a fitness, ``evaluators.FAILED`` when the program is
@@ -34,9 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from search.evolution import FAILED
-
-Job = dict[str, Any]
-Result = dict[str, Any]
+from search.records import Job, Result
 
 
 def worker_env(gpus_per_eval: float, cpus_per_eval: float = 1.0,

@@ -42,6 +42,7 @@ from evaluators.grid import WIDE
 from search.cache import Cache
 from search.config import SearchConfig
 from search.evolution import FAILED, Candidate, Evolution
+from search.records import Job
 from search.rundir import DiskError, RunDir, RunDirError, lr_of
 
 #: Proposals allowed per evaluation before the search stops looking for new programs.
@@ -305,12 +306,12 @@ class Search:
             self.inflight[cand.id] = (cand, keys)
             self.executor.submit(self._job(cand))
 
-    def _job(self, cand: Candidate) -> dict[str, Any]:
+    def _job(self, cand: Candidate) -> Job:
         """What a worker needs to evaluate ``cand``: with a grid, the warm start is
         calibrated by the wide grid (it is the baseline); later jobs carry the
         baselines it found and the multipliers to centre on."""
         cfg = self.cfg
-        job: dict[str, Any] = {"id": cand.id, "source": cand.program.to_source(),
+        job: Job = {"id": cand.id, "source": cand.program.to_source(),
                                "tasks": list(cfg.tasks), "seeds": list(cfg.seeds)}
         if cfg.task_modules:
             job["task_modules"] = list(cfg.task_modules)

@@ -1,4 +1,5 @@
-"""The records a run directory holds, typed: one history line, the checkpoint.
+"""The records passed between the loop, the executor and the run directory, typed:
+a job, its result, one history line, the checkpoint.
 
 Records are JSON on disk; these types say what each field is, and
 :func:`history_record` checks a line read back (a file edited by hand, or
@@ -22,6 +23,49 @@ from pydantic import TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 
+class Job(TypedDict):
+    """What a worker needs to evaluate one program: plain data, it crosses to Ray."""
+
+    id: int
+    source: str
+    tasks: list[str]
+    seeds: list[int]
+    task_modules: NotRequired[list[str]]
+    #: With calibration: the grid (an ``LrGrid`` dumped), the multipliers to centre it
+    #: on per task, and the baseline metric per task to score against.
+    lr_grid: NotRequired[dict[str, Any]]
+    lr_centre: NotRequired[dict[str, float] | None]
+    baselines: NotRequired[dict[str, float] | None]
+
+
+class TaskResult(TypedDict):
+    """A program's evaluation on one task (the calibration's fields with a grid)."""
+
+    fitness: float
+    metrics: list[float]
+    steps: list[int]
+    diverged: bool
+    error: str | None
+    baseline: float | None
+    lr_multiplier: NotRequired[float | None]
+    lr_at_edge: NotRequired[bool]
+    baseline_lr: NotRequired[float | None]
+    lr_grid: NotRequired[list[list[float]]]
+
+
+class Result(TypedDict):
+    """What an evaluation gave: the program's own result, or (``infra``) an
+    infrastructure error with no fitness."""
+
+    id: int
+    fitness: float | None
+    tasks: dict[str, TaskResult]
+    error: str | None
+    worker: str
+    timing: dict[str, float]
+    infra: NotRequired[bool]
+
+
 class HistoryRecord(TypedDict):
     """One line of ``history.jsonl``: a candidate and what became of it."""
 
@@ -38,6 +82,7 @@ class HistoryRecord(TypedDict):
     #: None for an infrastructure error: the evaluation could not run.
     fitness: float | None
     infra: NotRequired[bool]
+    #: Per task, a :class:`TaskResult` (checked loosely: older runs wrote fewer fields).
     tasks: dict[str, dict[str, Any]]
     error: NotRequired[str | None]
     worker: NotRequired[str | None]
@@ -105,4 +150,5 @@ def checkpoint(data: Any) -> Checkpoint:
     return data  # type: ignore[return-value]
 
 
-__all__ = ["Checkpoint", "HistoryRecord", "RecordError", "checkpoint", "history_record"]
+__all__ = ["Checkpoint", "HistoryRecord", "Job", "RecordError", "Result", "TaskResult",
+           "checkpoint", "history_record"]
