@@ -82,6 +82,8 @@ class Op:
     tensor. They round exactly as ``code`` does, except ``interp``'s, which
     fuse a multiply and an add as hand-written PyTorch does (``add_(y, alpha=a)``).
     ``opcode`` is the function's stable code in structural hashes (see ``_add``).
+    ``over_leaf`` marks a leaf-shaped result that depends on the whole leaf
+    (``norm``, ``clip_by_global_norm``); see :attr:`leaf_reducing`.
     """
 
     name: str
@@ -98,6 +100,13 @@ class Op:
     torch: str | None = None
     inplace: tuple[tuple[int, str], ...] = ()
     opcode: int = -1
+    over_leaf: bool = False
+
+    @property
+    def leaf_reducing(self) -> bool:
+        """Whether its value involves the whole leaf (a reduction, or a leaf-shaped
+        result scaled by one, as ``norm``): the engine needs a flat twin for it."""
+        return self.reduces or self.over_leaf
 
     def __post_init__(self) -> None:
         if not self.kinds:
@@ -347,7 +356,7 @@ _unary(45, "sign", lambda xp, x: xp.sign(x), "sign: -1, 0 or 1", code="xp.sign({
 _unary(43, "reciprocal", lambda xp, x: 1.0 / x, "1 / x", code="1.0 / {0}",
        inplace=((0, "{0}.reciprocal_()"),))
 _unary(41, "norm", lambda xp, x: safe_div(xp, x, _l2(xp, x)), "x / ||x|| over the leaf",
-       code="safe_div(xp, {0}, xp.sqrt(xp.sum({0} * {0})))")
+       code="safe_div(xp, {0}, xp.sqrt(xp.sum({0} * {0})))", over_leaf=True)
 _unary(28, "invert", lambda xp, x: 1.0 - x, "1 - x", code="1.0 - {0}",
        inplace=((0, "{0}.neg_().add_(1.0)"),))
 _unary(40, "negative", lambda xp, x: -x, "-x", code="-{0}", inplace=((0, "{0}.neg_()"),))
@@ -401,6 +410,7 @@ _add(
     shape=lambda x, c: x,
     kinds=("any", "scalar"),
     code="clip_scale(xp, {0}, {1}, xp.sqrt(xp.sum({0} * {0})))",
+    over_leaf=True,
 )
 _add(42, "power", 2, lambda xp, b, x: xp.power(b, x), "b^x", code="xp.power({0}, {1})",
      torch="torch.pow(as_tensor(torch, {0}), {1})",

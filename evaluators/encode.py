@@ -49,9 +49,9 @@ BUCKETS = (16, 32, 64)
 #: Function index of each opcode; the scalar variants and the pseudo-instructions
 #: follow the functions.
 OP_NAMES: tuple[str, ...] = tuple(sorted(ops.OPS))
-#: Leaf-reducing functions (never step-only: they need the flat layout).
-LEAF_REDUCING = frozenset({"global_norm", "dot", "cosine_sim", "norm", "clip_by_global_norm",
-                           "mean", "rms", "factor_row", "factor_col", "unfactor"})
+#: Leaf-reducing functions (never step-only: they need the flat layout), as the op
+#: table marks them (:attr:`dsl.ops.Op.leaf_reducing`).
+LEAF_REDUCING = frozenset(name for name, op in ops.OPS.items() if op.leaf_reducing)
 #: Functions with a second opcode whose last argument is a per-step scalar read
 #: from the step-only table (``interp(g, m, 0.9)``, ``m / c1``,
 #: ``clip_by_global_norm(g, 1.0)``) instead of a register row: a full read of a

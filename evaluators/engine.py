@@ -205,6 +205,10 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
             q[2][leaf_of] & factored, a * b / leaf_mean(a), a),
     }
 
+    missing = sorted(LEAF_REDUCING - set(flat))
+    if missing:  # a function marked leaf-reducing in dsl/ops.py needs its twin here
+        raise NotImplementedError(f"the engine has no flat form of {', '.join(missing)}")
+
     # Each branch reads its own arguments from the register file: reading all
     # three before the switch costs a full pass per unused argument. ``x.scalars``
     # holds, per argument, its register's step-only value (the last argument of
