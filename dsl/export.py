@@ -23,6 +23,7 @@ hyperparameters with their defaults.
 
 from __future__ import annotations
 
+import inspect
 import keyword
 import re
 import textwrap
@@ -360,15 +361,9 @@ HELPERS = {
         return xp.mul(x, 1.0 - a).add_(y, alpha=a)
     return (1.0 - a) * x + a * y
 ''',
-    "safe_div": '''def safe_div(xp: Any, a: Any, b: Any) -> Any:
-    """a / b, with 0 where b == 0 (a zero norm gives no NaN)."""
-    nonzero = b != 0
-    return xp.where(nonzero, a / xp.where(nonzero, b, 1.0), 0.0)
-''',
-    "clip_scale": '''def clip_scale(xp: Any, x: Any, c: Any, n: Any) -> Any:
-    """x * min(1, |c| / n) for n the norm of x; x itself when n is 0."""
-    return x * xp.clip(safe_div(xp, abs(c), n) + (n == 0), None, 1.0)
-''',
+    # the functions of dsl/ops.py themselves: an export computes what the search did
+    "safe_div": inspect.getsource(ops.safe_div),
+    "clip_scale": inspect.getsource(ops.clip_scale),
     "factored_dims": '''#: Adafactor's rule: a tensor's second moment is factored when it has rank
 #: >= 2 and its second-largest dimension is at least this.
 FACTOR_MIN_DIM = 128

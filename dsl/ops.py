@@ -194,7 +194,7 @@ def _unfactor_shape(
 
 
 def safe_div(xp: Any, a: Any, b: Any) -> Any:
-    """a / b, with 0 where b == 0 (used where a zero norm must not give NaN)."""
+    """a / b, with 0 where b == 0 (a zero norm gives no NaN)."""
     nonzero = b != 0
     return xp.where(nonzero, a / xp.where(nonzero, b, 1.0), 0.0)
 
@@ -224,8 +224,8 @@ def _unfactor(xp: Any, r: Any, c: Any, like: Any, *, min_dim: int) -> Any:
 
 
 def clip_scale(xp: Any, x: Any, c: Any, n: Any) -> Any:
-    """``x * min(1, |c| / n)`` for ``n`` the norm of ``x``; ``x`` itself when ``n`` is 0."""
-    return x * xp.minimum(1.0, safe_div(xp, xp.abs(c), n) + (n == 0))
+    """x * min(1, |c| / n) for n the norm of x; x itself when n is 0."""
+    return x * xp.clip(safe_div(xp, abs(c), n) + (n == 0), None, 1.0)
 
 
 def _clip_by_norm(xp: Any, x: Any, c: Any) -> Any:
