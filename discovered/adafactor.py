@@ -96,54 +96,57 @@ def interp(xp: Any, x: Any, y: Any, a: Any) -> Any:
     return (1.0 - a) * x + a * y
 
 
-#: Adafactor's rule: a tensor's second moment is factored when it has rank
-#: >= 2 and its second-largest dimension is at least this.
+#: Adafactor's threshold: a leaf is factored when its second-largest dimension is
+#: at least this (optax.adafactor's ``min_dim_size_to_factor`` default).
 FACTOR_MIN_DIM = 128
 
 
-def factored_dims(shape: Any) -> tuple[int, int] | None:
-    """(second-largest axis, largest axis) when a tensor of ``shape`` is factored."""
+def factored_dims(shape: Any, min_dim: int = FACTOR_MIN_DIM) -> tuple[int, int] | None:
+    """(second-largest axis, largest axis) when Adafactor factors a tensor of
+    ``shape``, else None: it has rank >= 2 and its second-largest dimension is at
+    least ``min_dim`` (ties broken by axis order, as optax's ``np.argsort`` does)."""
     shape = tuple(shape)
     order = sorted(range(len(shape)), key=shape.__getitem__)
-    if len(shape) < 2 or shape[order[-2]] < FACTOR_MIN_DIM:
+    if len(shape) < 2 or shape[order[-2]] < min_dim:
         return None
     return order[-2], order[-1]
 
 
 def without(shape: Any, axis: int) -> tuple[int, ...]:
+    """``shape`` without ``axis``."""
     return tuple(d for i, d in enumerate(shape) if i != axis)
 
 
-def row_shape(shape: Any) -> tuple[int, ...]:
+def row_shape(shape: Any, min_dim: int = FACTOR_MIN_DIM) -> tuple[int, ...]:
     """The shape of ``factor_row`` of a tensor of ``shape``."""
-    dims = factored_dims(shape)
+    dims = factored_dims(shape, min_dim)
     return tuple(shape) if dims is None else without(shape, dims[1])
 
 
-def col_shape(shape: Any) -> tuple[int, ...]:
+def col_shape(shape: Any, min_dim: int = FACTOR_MIN_DIM) -> tuple[int, ...]:
     """The shape of ``factor_col`` of a tensor of ``shape``."""
-    dims = factored_dims(shape)
+    dims = factored_dims(shape, min_dim)
     return () if dims is None else without(shape, dims[0])
 
 
-def factor_row(xp: Any, x: Any) -> Any:
+def factor_row(xp: Any, x: Any, min_dim: int = FACTOR_MIN_DIM) -> Any:
     """Adafactor's row statistic: the mean over the largest axis (x if not factored)."""
-    dims = factored_dims(getattr(x, "shape", ()))
+    dims = factored_dims(getattr(x, "shape", ()), min_dim)
     return x if dims is None else xp.mean(x, axis=dims[1])
 
 
-def factor_col(xp: Any, x: Any) -> Any:
+def factor_col(xp: Any, x: Any, min_dim: int = FACTOR_MIN_DIM) -> Any:
     """Adafactor's column statistic: the mean over the second-largest axis (the
     mean of x if not factored)."""
-    dims = factored_dims(getattr(x, "shape", ()))
+    dims = factored_dims(getattr(x, "shape", ()), min_dim)
     return xp.mean(x) if dims is None else xp.mean(x, axis=dims[0])
 
 
-def unfactor(xp: Any, r: Any, c: Any, like: Any) -> Any:
+def unfactor(xp: Any, r: Any, c: Any, like: Any, min_dim: int = FACTOR_MIN_DIM) -> Any:
     """The second moment of a tensor shaped like ``like`` from its statistics:
     r ⊗ c / mean(r) (r itself if not factored)."""
     shape = tuple(getattr(like, "shape", ()))
-    dims = factored_dims(shape)
+    dims = factored_dims(shape, min_dim)
     if dims is None:
         return xp.broadcast_to(r, shape)
     second, largest = dims

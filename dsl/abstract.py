@@ -70,7 +70,7 @@ def _shape_semantics(min_dim: int, sink: list[Shape | None] | None = None):
         for j in _SCALAR_ARGS[op.name]:
             if args[j]:
                 raise ops.ShapeError(f"argument {j + 1} must be a scalar, got shape {args[j]}")
-        out = op.shape(*args, min_dim=min_dim) if op.factored else op.shape(*args)
+        out = op.result_shape(*args, min_dim=min_dim)
         if sink is not None:
             sink.append(out)
         return out
@@ -271,9 +271,7 @@ def _np_const(value: float) -> np.float64:
 
 def _numpy_semantics(min_dim: int):
     def apply(op: ops.Op, args: list[Any]) -> Any:
-        if op.factored:
-            return op.fn(np, *args, min_dim=min_dim)
-        return op.fn(np, *args)
+        return op.apply(np, *args, min_dim=min_dim)
 
     return apply
 

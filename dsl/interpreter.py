@@ -43,9 +43,7 @@ def _jax_const(value: float) -> float:
 
 
 def _jax_apply(op: ops.Op, args: list[Any]) -> Any:
-    if op.factored:
-        return op.fn(jnp, *args, min_dim=ops.FACTOR_MIN_DIM)
-    return op.fn(jnp, *args)
+    return op.apply(jnp, *args)
 
 
 def step_leaf(

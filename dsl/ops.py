@@ -1,13 +1,17 @@
 """The function set: every function a program may call, each defined once.
 
-One :class:`Op` per function holds its name, arity, argument kinds, shape rule,
-array implementation and printed form. Printing, abstract execution, the NumPy
-and JAX interpreters and code generation all read this table, so adding a
-function is one edit here.
+One :class:`Op` per function holds its name, stable opcode, arity, argument
+kinds, shape rule, array implementation, printed form, exported code (with the
+helpers it copies and, for Adafactor's functions, its shape in exported code) and,
+for a function that reduces over the leaf, its training engine's twin. Printing,
+abstract execution, the NumPy and JAX interpreters, the structural hash, the
+engine and code generation all read this table, so adding a function is one
+:func:`register` call here.
 
 The implementation of each op is written once against an array namespace
 ``xp`` (``numpy`` or ``jax.numpy``), so the NumPy semantics (fingerprints) and
-the JAX semantics (training) cannot drift apart.
+the JAX semantics (training) cannot drift apart; the longer ones live in
+:mod:`dsl.helpers`, whose source exported modules copy.
 
 Programs run per parameter leaf: ``w`` and ``g`` have the leaf's shape, ``lr``
 and ``t`` are scalars. Every value is a float array; comparisons give 1.0 or 0.0.
@@ -43,16 +47,26 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-import numpy as np
+from dsl.helpers import (
+    FACTOR_MIN_DIM,
+    as_tensor,
+    clip_scale,
+    col_shape,
+    factor_col,
+    factor_row,
+    factored_dims,
+    interp,
+    row_shape,
+    safe_div,
+    sign_scale,
+    unfactor,
+    without,
+)
 
 Shape = tuple[int, ...]
 ArgKind = Literal["any", "scalar"]
-
-#: Adafactor's threshold: a leaf is factored when its second-largest dimension is
-#: at least this (optax.adafactor's ``min_dim_size_to_factor`` default).
-FACTOR_MIN_DIM = 128
 
 #: Named constants a program may use as arguments.
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e, "eps": 1e-8}
@@ -60,6 +74,38 @@ CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e, "eps": 1e-8}
 
 class ShapeError(Exception):
     """A shape rule refused its arguments; abstract execution adds the statement."""
+
+
+class Segments(Protocol):
+    """What a leaf-reducing function's engine twin (``Op.flat``) may ask of the
+    engine's flat layout, where every leaf of every seed lies end to end in one
+    vector and a scalar value is repeated over its leaf's elements.
+
+    Each method returns a value of the same flat layout (a leaf's reduction is
+    repeated over the leaf). ``k`` numbers the instruction's arguments.
+    """
+
+    xp: Any  # jax.numpy
+
+    def sum(self, x: Any, *k: int) -> Any:
+        """The sum over each leaf of ``x``, an elementwise value of arguments ``k``
+        (their true size counts: a scalar argument is one element, not the leaf's)."""
+
+    def mean(self, x: Any) -> Any:
+        """The mean over each leaf."""
+
+    def row_mean(self, x: Any) -> Any:
+        """Adafactor's row means (over the largest axis) of each factored leaf."""
+
+    def col_mean(self, x: Any) -> Any:
+        """Adafactor's column means (over the second-largest axis; the whole leaf
+        when unfactored)."""
+
+    def leaf_shaped(self, k: int) -> Any:
+        """Where argument ``k`` is a leaf-shaped value (not a repeated scalar)."""
+
+    def factored(self, k: int) -> Any:
+        """Where argument ``k`` is a leaf-shaped value of a factored leaf."""
 
 
 @dataclass(frozen=True)
@@ -71,8 +117,8 @@ class Op:
     broadcasts like a scalar) or raises :class:`ShapeError`. ``infix`` is the
     operator printed between two arguments (``+``), or ``None`` for call syntax.
     ``factored`` ops (Adafactor's) take a keyword ``min_dim``, the factoring
-    threshold, in both ``fn`` and ``shape``; see :func:`factored_dims`.
-    ``code`` is the expression exported code uses, over an array namespace
+    threshold, in both ``fn`` and ``shape``; :meth:`apply` and :meth:`result_shape`
+    pass it. ``code`` is the expression exported code uses, over an array namespace
     ``xp`` with NumPy's names (``{0}`` is the first argument); None where export
     does not support the function yet. ``torch`` replaces ``code`` in exported
     PyTorch code where PyTorch's names differ (its ``maximum`` takes no
@@ -81,9 +127,20 @@ class Op:
     them when that argument's value is not needed afterwards, so it makes no new
     tensor. They round exactly as ``code`` does, except ``interp``'s, which
     fuse a multiply and an add as hand-written PyTorch does (``add_(y, alpha=a)``).
-    ``opcode`` is the function's stable code in structural hashes (see ``_add``).
+    ``helpers`` are the functions of :mod:`dsl.helpers` that ``code`` and ``torch``
+    call, each after those it calls: an export copies their source.
+    ``shape_code`` is the result's shape in exported code, a template over the
+    arguments' shape expressions (``row_shape({0})``), for the functions whose
+    ``shape`` rule needs a concrete shape (Adafactor's).
+    ``opcode`` is the function's stable code in structural hashes (see :func:`register`).
     ``over_leaf`` marks a leaf-shaped result that depends on the whole leaf
-    (``norm``, ``clip_by_global_norm``); see :attr:`leaf_reducing`.
+    (``norm``, ``clip_by_global_norm``); see :attr:`leaf_reducing`. ``flat`` is
+    the training engine's form of a leaf-reducing function, ``flat(seg, *args)``
+    over its flat layout (see :class:`Segments`).
+    ``scalar_last`` asks the engine for a second form that reads a per-step scalar
+    as the last argument (``interp(g, m, 0.9)``), each one more branch to compile;
+    ``swap_exact`` says that swapping the two arguments gives the same value bit
+    for bit, so the engine may move a scalar first argument last.
     """
 
     name: str
@@ -99,8 +156,13 @@ class Op:
     code: str | None = None
     torch: str | None = None
     inplace: tuple[tuple[int, str], ...] = ()
+    helpers: tuple[Callable[..., Any], ...] = ()
+    shape_code: str | None = None
     opcode: int = -1
     over_leaf: bool = False
+    flat: Callable[..., Any] | None = None
+    scalar_last: bool = False
+    swap_exact: bool = False
 
     @property
     def leaf_reducing(self) -> bool:
@@ -116,6 +178,17 @@ class Op:
     def scalar_args(self) -> tuple[int, ...]:
         """Positions of the arguments that must be scalars."""
         return tuple(j for j, kind in enumerate(self.kinds) if kind == "scalar")
+
+    def apply(self, xp: Any, *args: Any, min_dim: int = FACTOR_MIN_DIM) -> Any:
+        """Its value on ``args`` with the namespace ``xp``, factoring leaves whose
+        second-largest dimension is at least ``min_dim`` (Adafactor's functions)."""
+        return self.fn(xp, *args, min_dim=min_dim) if self.factored else self.fn(xp, *args)
+
+    def result_shape(self, *shapes: Shape | None, min_dim: int = FACTOR_MIN_DIM) -> Shape | None:
+        """Its result's shape for arguments of ``shapes`` (see :meth:`apply`)."""
+        if self.factored:
+            return self.shape(*shapes, min_dim=min_dim)
+        return self.shape(*shapes)
 
 
 # --- shape rules ---------------------------------------------------------------
@@ -142,38 +215,12 @@ def to_scalar(*shapes: Shape | None) -> Shape:
     return ()
 
 
-def factored_dims(shape: Shape, min_dim: int = FACTOR_MIN_DIM) -> tuple[int, int] | None:
-    """(second-largest axis, largest axis) when Adafactor factors ``shape``, else None.
-
-    A shape is factored when it has rank >= 2 and its second-largest dimension is
-    at least ``min_dim``; ties are broken as ``np.argsort`` does, like optax.
-    Fingerprints use a small ``min_dim`` so a tiny matrix exercises the factored
-    path; training always uses :data:`FACTOR_MIN_DIM`.
-    """
-    if len(shape) < 2:
-        return None
-    order = np.argsort(shape)
-    if shape[order[-2]] < min_dim:
-        return None
-    return int(order[-2]), int(order[-1])
-
-
-def _drop(shape: Shape, axis: int) -> Shape:
-    return shape[:axis] + shape[axis + 1 :]
-
-
 def _row_shape(x: Shape | None, *, min_dim: int) -> Shape | None:
-    if x is None:
-        return None
-    dims = factored_dims(x, min_dim)
-    return x if dims is None else _drop(x, dims[1])
+    return None if x is None else row_shape(x, min_dim)
 
 
 def _col_shape(x: Shape | None, *, min_dim: int) -> Shape | None:
-    if x is None:
-        return None
-    dims = factored_dims(x, min_dim)
-    return () if dims is None else _drop(x, dims[0])
+    return None if x is None else col_shape(x, min_dim)
 
 
 def _unfactor_shape(
@@ -181,7 +228,7 @@ def _unfactor_shape(
 ) -> Shape | None:
     if like is None:
         return None
-    want = (_row_shape(like, min_dim=min_dim), _col_shape(like, min_dim=min_dim))
+    want = (row_shape(like, min_dim), col_shape(like, min_dim))
     for name, got, expected in (("row", r, want[0]), ("column", c, want[1])):
         if got is not None and got != expected:
             raise ShapeError(
@@ -191,78 +238,73 @@ def _unfactor_shape(
 
 
 # --- implementations that need more than one line --------------------------------
-
-
-def safe_div(xp: Any, a: Any, b: Any) -> Any:
-    """a / b, with 0 where b == 0 (a zero norm gives no NaN)."""
-    nonzero = b != 0
-    return xp.where(nonzero, a / xp.where(nonzero, b, 1.0), 0.0)
+# (the longer ones, which exports copy, are in dsl/helpers.py)
 
 
 def _l2(xp: Any, x: Any) -> Any:
     return xp.sqrt(xp.sum(x * x))
 
 
-def _factor_row(xp: Any, x: Any, *, min_dim: int) -> Any:
-    dims = factored_dims(np.shape(x), min_dim)
-    return x if dims is None else xp.mean(x, axis=dims[1])
-
-
-def _factor_col(xp: Any, x: Any, *, min_dim: int) -> Any:
-    dims = factored_dims(np.shape(x), min_dim)
-    return xp.mean(x) if dims is None else xp.mean(x, axis=dims[0])
-
-
-def _unfactor(xp: Any, r: Any, c: Any, like: Any, *, min_dim: int) -> Any:
-    dims = factored_dims(np.shape(like), min_dim)
-    if dims is None:
-        return xp.broadcast_to(r, np.shape(like))
-    second, largest = dims
-    r = xp.broadcast_to(r, _drop(np.shape(like), largest))
-    c = xp.broadcast_to(c, _drop(np.shape(like), second))
-    return xp.expand_dims(r, largest) * xp.expand_dims(c, second) / xp.mean(r)
-
-
-def clip_scale(xp: Any, x: Any, c: Any, n: Any) -> Any:
-    """x * min(1, |c| / n) for n the norm of x; x itself when n is 0."""
-    return x * xp.clip(safe_div(xp, abs(c), n) + (n == 0), None, 1.0)
-
-
 def _clip_by_norm(xp: Any, x: Any, c: Any) -> Any:
     return clip_scale(xp, x, c, _l2(xp, x))
+
+
+def _flat_l2(seg: Segments, x: Any, k: int) -> Any:
+    return seg.xp.sqrt(seg.sum(x * x, k))
 
 
 # --- the table -------------------------------------------------------------------
 
 OPS: dict[str, Op] = {}
+#: Infix operators accepted and printed between two arguments.
+INFIX: dict[str, str] = {}
+#: Names a program may not assign to: functions and named constants.
+RESERVED: set[str] = set(CONSTANTS)
 
 
-def _add(opcode: int, name: str, arity: int, fn: Callable[..., Any], doc: str,
-         **kw: Any) -> None:
-    """Register a function; ``opcode`` is its code in structural hashes, given once and
-    never changed (a new function takes the next unused code: adding one leaves every
-    program's hash, and so a resumed run's cache, as it was)."""
+def register(opcode: int, name: str, arity: int, fn: Callable[..., Any], doc: str,
+             **kw: Any) -> Op:
+    """Add a function to the DSL: the one edit that adding a function takes (every
+    other part of the project reads this table).
+
+    ``opcode`` is its code in structural hashes, given once and never changed (a new
+    function takes the next unused code: adding one leaves every program's hash,
+    and so a resumed run's cache, as it was). ``kw`` are :class:`Op`'s fields; a
+    leaf-reducing function (``reduces`` or ``over_leaf``) needs its engine twin
+    ``flat``, an exportable one its ``code``.
+    """
     kw.setdefault("shape", elementwise)
     taken = {op.opcode: op.name for op in OPS.values()}
-    if opcode in taken or name in OPS:
+    if opcode in taken or name in OPS or name in CONSTANTS:
         raise ValueError(f"function {name!r}: opcode {opcode} or the name is taken "
                          f"(by {taken.get(opcode, name)!r})")
-    OPS[name] = Op(name=name, arity=arity, fn=fn, doc=doc, opcode=opcode, **kw)
+    op = Op(name=name, arity=arity, fn=fn, doc=doc, opcode=opcode, **kw)
+    if op.leaf_reducing and op.flat is None:
+        raise ValueError(f"function {name!r} reduces over the leaf but has no engine twin "
+                         "(flat=...)")
+    OPS[name] = op
+    RESERVED.add(name)
+    if op.infix:
+        INFIX[op.infix] = name
+    return op
+
+
+_add = register
 
 
 def _unary(opcode: int, name: str, fn: Callable[..., Any], doc: str, **kw: Any) -> None:
-    _add(opcode, name, 1, fn, doc, **kw)
+    register(opcode, name, 1, fn, doc, **kw)
 
 
 # Primitives.
 _add(1, "add", 2, lambda xp, a, b: a + b, "a + b", infix="+", commutative=True, code="{0} + {1}",
-     inplace=((0, "{0}.add_({1})"),))
+     inplace=((0, "{0}.add_({1})"),), scalar_last=True, swap_exact=True)
 _add(50, "sub", 2, lambda xp, a, b: a - b, "a - b", infix="-", code="{0} - {1}",
      inplace=((0, "{0}.sub_({1})"), (1, "{1}.neg_().add_({0})")))
 _add(39, "mul", 2, lambda xp, a, b: a * b, "a * b", infix="*", commutative=True, code="{0} * {1}",
-     inplace=((0, "{0}.mul_({1})"),))
+     inplace=((0, "{0}.mul_({1})"),), scalar_last=True, swap_exact=True)
 _add(15, "div", 2, lambda xp, a, b: a / b, "a / b", infix="/", code="{0} / {1}",
-     inplace=((0, "{0}.div_({1})"),))
+     inplace=((0, "{0}.div_({1})"),), scalar_last=True)
 _add(
     35, "max",
     2,
@@ -272,6 +314,8 @@ _add(
     code="xp.maximum({0}, {1})",
     torch="torch.maximum(as_tensor(torch, {0}), as_tensor(torch, {1}))",
     inplace=((0, "torch.maximum({0}, as_tensor(torch, {1}), out={0})"),),
+    helpers=(as_tensor,),
+    scalar_last=True,
 )
 _add(
     37, "min",
@@ -282,6 +326,8 @@ _add(
     code="xp.minimum({0}, {1})",
     torch="torch.minimum(as_tensor(torch, {0}), as_tensor(torch, {1}))",
     inplace=((0, "torch.minimum({0}, as_tensor(torch, {1}), out={0})"),),
+    helpers=(as_tensor,),
+    scalar_last=True,
 )
 
 # Unary, elementwise.
@@ -352,11 +398,13 @@ _unary(8, "cbrt", lambda xp, x: xp.cbrt(x), "cube root",
 # 1 / (its dtype's largest) keeps a fraction of its sign
 _unary(45, "sign", lambda xp, x: xp.sign(x), "sign: -1, 0 or 1", code="xp.sign({0})",
        torch="torch.mul({0}, sign_scale(torch, {0})).clamp_(-1.0, 1.0)",
-       inplace=((0, "{0}.mul_(sign_scale(torch, {0})).clamp_(-1.0, 1.0)"),))
+       inplace=((0, "{0}.mul_(sign_scale(torch, {0})).clamp_(-1.0, 1.0)"),),
+       helpers=(sign_scale,))
 _unary(43, "reciprocal", lambda xp, x: 1.0 / x, "1 / x", code="1.0 / {0}",
        inplace=((0, "{0}.reciprocal_()"),))
 _unary(41, "norm", lambda xp, x: safe_div(xp, x, _l2(xp, x)), "x / ||x|| over the leaf",
-       code="safe_div(xp, {0}, xp.sqrt(xp.sum({0} * {0})))", over_leaf=True)
+       code="safe_div(xp, {0}, xp.sqrt(xp.sum({0} * {0})))", over_leaf=True,
+       helpers=(safe_div,), flat=lambda seg, x: safe_div(seg.xp, x, _flat_l2(seg, x, 0)))
 _unary(28, "invert", lambda xp, x: 1.0 - x, "1 - x", code="1.0 - {0}",
        inplace=((0, "{0}.neg_().add_(1.0)"),))
 _unary(40, "negative", lambda xp, x: -x, "-x", code="-{0}", inplace=((0, "{0}.neg_()"),))
@@ -370,13 +418,16 @@ _add(
     shape=to_scalar,
     reduces=True,
     code="xp.sqrt(xp.sum({0} * {0}))",
+    flat=lambda seg, x: _flat_l2(seg, x, 0),
 )
 _add(
     27, "interp",
     3,
-    lambda xp, x, y, a: (1.0 - a) * x + a * y,
+    interp,
     "(1 - a) * x + a * y",
     code="interp(xp, {0}, {1}, {2})",
+    helpers=(interp,),
+    scalar_last=True,
     inplace=(
         (0, "{0}.mul_(1.0 - {2}).add_({1}, alpha={2})"),
         (1, "{1}.mul_({2}).add_({0}, alpha=1.0 - {2})"),
@@ -391,6 +442,7 @@ _add(
     commutative=True,
     reduces=True,
     code="xp.sum({0} * {1})",
+    flat=lambda seg, x, y: seg.sum(x * y, 0, 1),
 )
 _add(
     13, "cosine_sim",
@@ -401,6 +453,9 @@ _add(
     commutative=True,
     reduces=True,
     code="safe_div(xp, xp.sum({0} * {1}), xp.sqrt(xp.sum({0} * {0})) * xp.sqrt(xp.sum({1} * {1})))",
+    helpers=(safe_div,),
+    flat=lambda seg, x, y: safe_div(seg.xp, seg.sum(x * y, 0, 1),
+                                    _flat_l2(seg, x, 0) * _flat_l2(seg, y, 1)),
 )
 _add(
     10, "clip_by_global_norm",
@@ -411,9 +466,12 @@ _add(
     kinds=("any", "scalar"),
     code="clip_scale(xp, {0}, {1}, xp.sqrt(xp.sum({0} * {0})))",
     over_leaf=True,
+    helpers=(safe_div, clip_scale),
+    flat=lambda seg, x, c: clip_scale(seg.xp, x, c, _flat_l2(seg, x, 0)),
+    scalar_last=True,
 )
 _add(42, "power", 2, lambda xp, b, x: xp.power(b, x), "b^x", code="xp.power({0}, {1})",
-     torch="torch.pow(as_tensor(torch, {0}), {1})",
+     torch="torch.pow(as_tensor(torch, {0}), {1})", helpers=(as_tensor,),
      inplace=((0, "{0}.pow_({1})"),))
 _add(
     9, "clip",
@@ -422,6 +480,7 @@ _add(
     "x clipped to [-|c|, |c|]",
     code="xp.clip({0}, -abs({1}), abs({1}))",
     torch="torch.clip(as_tensor(torch, {0}), -abs({1}), abs({1}))",
+    helpers=(as_tensor,),
     inplace=((0, "{0}.clamp_(-abs({1}), abs({1}))"),),
 )
 
@@ -449,9 +508,10 @@ _add(
     "a where c != 0, else b",
     code="xp.where({0} != 0, {1}, {2})",
     torch="torch.where(as_tensor(torch, {0}) != 0, {1}, {2})",
+    helpers=(as_tensor,),
 )
 _add(36, "mean", 1, lambda xp, x: xp.mean(x), "mean of the leaf", shape=to_scalar, reduces=True,
-       code="xp.mean({0})")
+     code="xp.mean({0})", flat=lambda seg, x: seg.mean(x))
 _add(
     44, "rms",
     1,
@@ -460,44 +520,47 @@ _add(
     shape=to_scalar,
     reduces=True,
     code="xp.sqrt(xp.mean({0} * {0}))",
+    flat=lambda seg, x: seg.xp.sqrt(seg.mean(x * x)),
 )
 _add(
     23, "factor_row",
     1,
-    _factor_row,
+    factor_row,
     "Adafactor row statistic (mean over the largest axis)",
     shape=_row_shape,
     reduces=True,
     factored=True,
     code="factor_row(xp, {0})",
+    helpers=(factored_dims, without, row_shape, factor_row),
+    shape_code="row_shape({0})",
+    flat=lambda seg, x: seg.xp.where(seg.factored(0), seg.row_mean(x), x),
 )
 _add(
     22, "factor_col",
     1,
-    _factor_col,
+    factor_col,
     "Adafactor column statistic (mean over the 2nd-largest axis)",
     shape=_col_shape,
     reduces=True,
     factored=True,
     code="factor_col(xp, {0})",
+    helpers=(factored_dims, without, col_shape, factor_col),
+    shape_code="col_shape({0})",
+    flat=lambda seg, x: seg.xp.where(seg.leaf_shaped(0), seg.col_mean(x), seg.mean(x)),
 )
 _add(
     53, "unfactor",
     3,
-    _unfactor,
+    unfactor,
     "r ⊗ c / mean(r), shaped like the third argument",
     shape=_unfactor_shape,
     reduces=True,
     factored=True,
     code="unfactor(xp, {0}, {1}, {2})",
+    helpers=(factored_dims, without, unfactor),
+    shape_code="{2}",
+    flat=lambda seg, r, c, like: seg.xp.where(seg.factored(2), r * c / seg.mean(r), r),
 )
-
-#: Infix operators accepted and printed between two arguments.
-INFIX: dict[str, str] = {op.infix: op.name for op in OPS.values() if op.infix}
-
-#: Names a program may not assign to: functions and named constants.
-RESERVED: frozenset[str] = frozenset(OPS) | frozenset(CONSTANTS)
-
 
 def get(name: str) -> Op:
     """The op called ``name``; a KeyError names the unknown function."""

@@ -58,11 +58,10 @@ LEAF_REDUCING = frozenset(name for name, op in ops.OPS.items() if op.leaf_reduci
 #: row of one repeated value saved, and no load for a step-only value. Each
 #: variant is one more branch to compile (about 25 ms on one core), so only the
 #: functions mutants of the warm start use with a constant most.
-SCALAR_LAST: tuple[str, ...] = ("add", "clip_by_global_norm", "div", "interp", "max", "min",
-                                "mul")
+SCALAR_LAST: tuple[str, ...] = tuple(name for name in OP_NAMES if ops.OPS[name].scalar_last)
 #: Swapping the arguments of these gives the same value, bit for bit: a scalar
 #: first argument (``0.01 * w``) becomes the last one.
-SWAPPABLE = frozenset({"add", "mul"})
+SWAPPABLE = frozenset(name for name, op in ops.OPS.items() if op.swap_exact)
 PSEUDO: tuple[str, ...] = ("load_step_only", "move")
 OPCODE = {name: k for k, name in enumerate(
     OP_NAMES + tuple(f"{n}:scalar" for n in SCALAR_LAST) + PSEUDO)}

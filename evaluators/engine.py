@@ -12,9 +12,10 @@ per-step scalar as last argument (``interp(g, m, 0.9)``, ``m / c1``) is read as
 a scalar, not as a row of one repeated value. Statements that depend only on the
 step (``lr * 0.001``) run once per program on the host, in NumPy
 (:func:`step_only_table`). Seeds share the vectors, end to end. Elementwise
-functions are the very implementations of ``dsl/ops.py``; functions that reduce
-over a leaf are written here once more for the flat layout (per-leaf segment
-sums), and tests hold every one of them to the direct path, ``dsl.to_optax``.
+functions are the very implementations of ``dsl/ops.py``; a function that reduces
+over a leaf runs its twin of the op table (``Op.flat``) over the flat layout
+(per-leaf segment sums, :class:`dsl.ops.Segments`), and tests hold every one of
+them to the direct path, ``dsl.to_optax``.
 
 A seed whose loss turns NaN or Inf, or exceeds :data:`DIVERGENCE_FACTOR` times
 its initial loss, stops there and counts as diverged.
@@ -36,7 +37,6 @@ from dsl import library, ops
 from dsl.program import MAX_STATES, Program
 from evaluators.encode import (
     CONST_BASE,
-    LEAF_REDUCING,
     OP_NAMES,
     SCALAR_LAST,
     STATE_BASE,
@@ -178,36 +178,36 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
     def group_mean(x, ids, n):
         return (jax.ops.segment_sum(x, ids, num_segments=n.shape[0]) / n)[ids]
 
-    def leaf_mean(x):  # replication is uniform, so this is the true mean
-        return group_mean(x, leaf_id, counts)
+    class Flat:
+        """The flat layout as a leaf-reducing function's twin sees it (the
+        :class:`dsl.ops.Segments` of one instruction: its arguments' true sizes
+        per leaf, ``size``, and whether each is leaf-shaped, ``leafarg``)."""
 
-    def true_sum(x, size):  # size: (n_leaves,) true element counts
-        return leaf_mean(x) * size[leaf_of]
+        xp = jnp
 
-    def l2(x, size):
-        return jnp.sqrt(true_sum(x * x, size))
+        def __init__(self, size: jax.Array, leafarg: jax.Array) -> None:
+            self.size, self.leafarg = size, leafarg
 
-    safe_div = functools.partial(ops.safe_div, jnp)
-    flat: dict[str, Callable[..., jax.Array]] = {
-        "global_norm": lambda a, b, c, s, q: l2(a, s[0]),
-        "dot": lambda a, b, c, s, q: true_sum(a * b, jnp.maximum(s[0], s[1])),
-        "cosine_sim": lambda a, b, c, s, q: safe_div(
-            true_sum(a * b, jnp.maximum(s[0], s[1])), l2(a, s[0]) * l2(b, s[1])),
-        "norm": lambda a, b, c, s, q: safe_div(a, l2(a, s[0])),
-        "clip_by_global_norm": lambda a, b, c, s, q: ops.clip_scale(jnp, a, b, l2(a, s[0])),
-        "mean": lambda a, b, c, s, q: leaf_mean(a),
-        "rms": lambda a, b, c, s, q: jnp.sqrt(leaf_mean(a * a)),
-        "factor_row": lambda a, b, c, s, q: jnp.where(
-            q[0][leaf_of] & factored, group_mean(a, rows, row_n), a),
-        "factor_col": lambda a, b, c, s, q: jnp.where(
-            q[0][leaf_of], group_mean(a, cols, col_n), leaf_mean(a)),
-        "unfactor": lambda a, b, c, s, q: jnp.where(
-            q[2][leaf_of] & factored, a * b / leaf_mean(a), a),
-    }
+        def mean(self, x):  # replication is uniform, so this is the true mean
+            return group_mean(x, leaf_id, counts)
 
-    missing = sorted(LEAF_REDUCING - set(flat))
-    if missing:  # a function marked leaf-reducing in dsl/ops.py needs its twin here
-        raise NotImplementedError(f"the engine has no flat form of {', '.join(missing)}")
+        def sum(self, x, *k):
+            size = self.size[k[0]]
+            for j in k[1:]:
+                size = jnp.maximum(size, self.size[j])
+            return self.mean(x) * size[leaf_of]
+
+        def row_mean(self, x):
+            return group_mean(x, rows, row_n)
+
+        def col_mean(self, x):
+            return group_mean(x, cols, col_n)
+
+        def leaf_shaped(self, k):
+            return self.leafarg[k][leaf_of]
+
+        def factored(self, k):
+            return self.leafarg[k][leaf_of] & factored
 
     # Each branch reads its own arguments from the register file: reading all
     # three before the switch costs a full pass per unused argument. ``x.scalars``
@@ -230,14 +230,12 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
 
         return branch
 
-    def reducing(name: str, scalar: bool = False):
-        arity = ops.OPS[name].arity
-
+    def reducing(op: ops.Op, scalar: bool = False):
         def branch(regs, m, i, x):
             shape = regs.shape[1:]  # the segment ids run over lanes and seeds end to end
-            a, b, c = [jnp.broadcast_to(v, shape).reshape(-1)
-                       for v in read(regs, m, x, arity, scalar)] + [None] * (3 - arity)
-            return flat[name](a, b, c, row(x.size, i), row(x.leafarg, i)).reshape(shape)
+            args = [jnp.broadcast_to(v, shape).reshape(-1)
+                    for v in read(regs, m, x, op.arity, scalar)]
+            return op.flat(Flat(row(x.size, i), row(x.leafarg, i)), *args).reshape(shape)
 
         return branch
 
@@ -246,15 +244,11 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
         lambda regs, m, i, x: row(regs, m[1]),  # move
     ]
     def function(name: str, scalar: bool = False):
-        return reducing(name, scalar) if name in flat else elementwise(ops.OPS[name], scalar)
+        op = ops.OPS[name]
+        return reducing(op, scalar) if op.leaf_reducing else elementwise(op, scalar)
 
     return ([function(name) for name in OP_NAMES]
             + [function(name, scalar=True) for name in SCALAR_LAST] + pseudo)
-
-
-#: Functions whose meaning involves a reduction over the leaf; the engine has a
-#: flat twin for each (the rest are used as ops.py defines them).
-FLAT_OPS = LEAF_REDUCING
 
 
 def step_only_table(enc: Encoded, task: Task, bucket: int, lr_scale: float = 1.0) -> np.ndarray:

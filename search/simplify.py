@@ -126,8 +126,7 @@ def _rewrites(p: Program, i: int) -> list[tuple[str, Program]]:
         values = [np.float64(ops.CONSTANTS.get(x, x)) if isinstance(x, str) else np.float64(x)
                   for x in a]
         with np.errstate(all="ignore"):
-            v = ops.OPS[st.op].fn(np, *values, **({"min_dim": 128} if ops.OPS[st.op].factored
-                                                    else {}))
+            v = ops.OPS[st.op].apply(np, *values)
         if np.ndim(v) == 0 and np.isfinite(v):
             propose(f"{st.to_source()}: constant {float(v)!r}", alias=float(v))
     return out

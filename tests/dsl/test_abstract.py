@@ -121,7 +121,7 @@ def assert_shapes_match_numpy(program: Program, shape: tuple[int, ...], min_dim:
     seen: list[tuple[int, ...]] = []
 
     def apply(op, args):
-        out = op.fn(np, *args, **({"min_dim": min_dim} if op.factored else {}))
+        out = op.apply(np, *args, min_dim=min_dim)
         seen.append(np.shape(out))
         return out
 
@@ -308,6 +308,7 @@ def test_a_new_function_changes_no_existing_hash(monkeypatch) -> None:
     from dsl import ops
 
     monkeypatch.setattr(ops, "OPS", dict(ops.OPS))  # restored after the test
+    monkeypatch.setattr(ops, "RESERVED", set(ops.RESERVED))
     ops._unary(max(op.opcode for op in ops.OPS.values()) + 1, "aaa_first_by_name",
                lambda xp, x: x * 2.0, "2x", code="{0} * 2.0")
     with pytest.raises(ValueError, match="opcode 0 or the name is taken .by 'abs'"):

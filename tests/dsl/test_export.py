@@ -97,15 +97,14 @@ def cases(op: ops.Op, rng: np.random.Generator):
 
 def reference(op: ops.Op, args: list):
     with np.errstate(all="ignore"):
-        kw = {"min_dim": ops.FACTOR_MIN_DIM} if op.factored else {}
-        return np.asarray(op.fn(np, *args, **kw))
+        return np.asarray(op.apply(np, *args))
 
 
 def helper_namespace(**extra) -> dict:
-    from dsl.export import HELPERS
+    from dsl.export import HELPERS, helpers_for
 
     namespace: dict = {"Any": object, "abs": abs, **extra}
-    for src in HELPERS.values():
+    for src in helpers_for([f"{name}()" for name in HELPERS]):
         exec(src, namespace)  # our own helper source, as a generated module holds it
     return namespace
 

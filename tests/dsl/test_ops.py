@@ -61,16 +61,15 @@ def test_numpy_and_jax_implementations_agree(name: str) -> None:
     rng = np.random.default_rng(7)
     shape = (130, 128) if op.factored else (6, 5)
     args = [rng.uniform(0.2, 0.9, shape) for _ in range(op.arity)]
-    kw = {"min_dim": ops.FACTOR_MIN_DIM} if op.factored else {}
     if name == "unfactor":
         like = args[2]
-        args = [ops.OPS["factor_row"].fn(np, like, **kw), ops.OPS["factor_col"].fn(np, like, **kw),
+        args = [ops.OPS["factor_row"].apply(np, like), ops.OPS["factor_col"].apply(np, like),
                 like]
     if op.kinds[-1] == "scalar":
         args[-1] = np.float64(0.5)
     with np.errstate(all="ignore"):
-        expected = op.fn(np, *args, **kw)
-    got = op.fn(jnp, *[jnp.asarray(a, dtype=jnp.float32) for a in args], **kw)
+        expected = op.apply(np, *args)
+    got = op.apply(jnp, *[jnp.asarray(a, dtype=jnp.float32) for a in args])
     np.testing.assert_allclose(np.asarray(got), expected, rtol=2e-5, atol=1e-6)
 
 
