@@ -140,7 +140,9 @@ class Op:
     ``scalar_last`` asks the engine for a second form that reads a per-step scalar
     as the last argument (``interp(g, m, 0.9)``), each one more branch to compile;
     ``swap_exact`` says that swapping the two arguments gives the same value bit
-    for bit, so the engine may move a scalar first argument last.
+    for bit, so the engine may move a scalar first argument last. ``identity`` is
+    the constant ``e`` with ``f(x, e) == x`` exactly (and ``f(e, x)`` when
+    commutative), which simplification removes.
     """
 
     name: str
@@ -163,6 +165,7 @@ class Op:
     flat: Callable[..., Any] | None = None
     scalar_last: bool = False
     swap_exact: bool = False
+    identity: float | None = None
 
     @property
     def leaf_reducing(self) -> bool:
@@ -298,13 +301,13 @@ def _unary(opcode: int, name: str, fn: Callable[..., Any], doc: str, **kw: Any) 
 
 # Primitives.
 _add(1, "add", 2, lambda xp, a, b: a + b, "a + b", infix="+", commutative=True, code="{0} + {1}",
-     inplace=((0, "{0}.add_({1})"),), scalar_last=True, swap_exact=True)
+     inplace=((0, "{0}.add_({1})"),), scalar_last=True, swap_exact=True, identity=0.0)
 _add(50, "sub", 2, lambda xp, a, b: a - b, "a - b", infix="-", code="{0} - {1}",
-     inplace=((0, "{0}.sub_({1})"), (1, "{1}.neg_().add_({0})")))
+     inplace=((0, "{0}.sub_({1})"), (1, "{1}.neg_().add_({0})")), identity=0.0)
 _add(39, "mul", 2, lambda xp, a, b: a * b, "a * b", infix="*", commutative=True, code="{0} * {1}",
-     inplace=((0, "{0}.mul_({1})"),), scalar_last=True, swap_exact=True)
+     inplace=((0, "{0}.mul_({1})"),), scalar_last=True, swap_exact=True, identity=1.0)
 _add(15, "div", 2, lambda xp, a, b: a / b, "a / b", infix="/", code="{0} / {1}",
-     inplace=((0, "{0}.div_({1})"),), scalar_last=True)
+     inplace=((0, "{0}.div_({1})"),), scalar_last=True, identity=1.0)
 _add(
     35, "max",
     2,

@@ -112,11 +112,10 @@ def _rewrites(p: Program, i: int) -> list[tuple[str, Program]]:
             propose(f"{st.to_source()} after {inner.to_source()}: one interpolation "
                     f"with weight {beta!r}", Statement(st.target, "interp",
                                                      (a[0], inner.args[1], beta)))
-    identities = {("mul", 1.0), ("div", 1.0), ("add", 0.0), ("sub", 0.0)}
-    if st.op in ("mul", "add") and isinstance(a[0], float) and (st.op, a[0]) in identities:
+    identity = ops.OPS[st.op].identity  # x * 1, x - 0 (and 1 * x, 0 + x) are x
+    if identity is not None and ops.OPS[st.op].commutative and a[0] == identity:
         propose(f"{st.to_source()}: identity", alias=a[1])
-    if st.op in ("mul", "div", "add", "sub") and isinstance(a[1], float) and (
-            st.op, a[1]) in identities:
+    if identity is not None and a[-1] == identity:
         propose(f"{st.to_source()}: identity", alias=a[0])
     if st.op == "negative" and isinstance(a[0], str):
         inner = stmt(a[0])

@@ -102,3 +102,105 @@ def test_factored_shapes_and_values() -> None:
     assert ops.OPS["factor_col"].shape((256, 128), min_dim=128) == (256,)
     with pytest.raises(ops.ShapeError, match="needs"):
         ops.OPS["unfactor"].shape((256,), (256,), (256, 128), min_dim=128)
+
+
+#: The edit: a new elementwise function and a new leaf-reducing one, each one
+#: registration at the end of dsl/ops.py.
+EDIT = """
+
+register(100, "softsign", 1, lambda xp, x: x / (1.0 + xp.abs(x)), "x / (1 + |x|)",
+         code="{0} / (1.0 + xp.abs({0}))")
+register(101, "l1", 1, lambda xp, x: xp.sum(xp.abs(x)), "sum of |x| over the leaf",
+         shape=to_scalar, reduces=True, code="xp.sum(xp.abs({0}))",
+         flat=lambda seg, x: seg.sum(seg.xp.abs(x), 0))
+"""
+
+#: Each function through every semantics the project has, in a copy of the project
+#: whose dsl/ops.py has the edit.
+ONE_EDIT = r'''
+import pathlib
+
+import numpy as np
+import jax.numpy as jnp
+import torch
+
+from dsl import abstract, library, ops, parse, to_optax
+from dsl.export import export_source
+from search.generate import random_program
+from tests.dsl.test_abstract import PINNED
+from tests.dsl.test_export import assert_rule_agrees, load_generated
+from tests.evaluators.test_engine import TINY_LR, agree
+
+TEXT = """def train(w, g, lr, t, m):
+  m = interp(g, m, 0.9)
+  s = softsign(m)
+  n = l1(g)
+  n = n + 1.0
+  u = s / n
+  u = u * lr
+  return u, m
+"""
+assert pathlib.Path(ops.__file__).is_relative_to(TMP), ops.__file__  # the edited copy
+p = parse(TEXT)
+assert parse(p.to_source()) == p
+assert abstract.check(p, (8, 4)).states["m"].shape == (8, 4)
+assert abstract.check(p, ()).states["m"].shape == ()
+for old, new in [("softsign", "tanh"), ("l1", "global_norm")]:  # each function tells apart
+    other = parse(TEXT.replace(f"= {old}(", f"= {new}("))
+    assert abstract.structural_hash(other) != abstract.structural_hash(p), old
+    assert abstract.fingerprint(other) != abstract.fingerprint(p), old
+for name, (structure, fingerprint) in PINNED.items():  # no library hash moved
+    fresh = parse(library.source(name))
+    assert abstract.structural_hash(fresh) == structure, name
+    assert abstract.fingerprint(fresh) == fingerprint, name
+
+# the JAX meaning: one step by hand
+params, grads = {"w": jnp.ones((3, 2))}, {"w": jnp.full((3, 2), 0.5)}
+opt = to_optax(p, learning_rate=0.1)
+updates, _ = opt.update(grads, opt.init(params), params)
+m = 0.1 * 0.5
+np.testing.assert_allclose(updates["w"], -0.1 * (m / (1 + m)) / (6 * 0.5 + 1.0), rtol=1e-6)
+
+agree(p, TINY_LR, rtol=1e-5)  # the engine (its flat twin of l1) equals to_optax
+
+module = load_generated(export_source(p, "found"), "found", pathlib.Path(TMP))
+state = module.found(learning_rate=0.1).init(params)
+exported, _ = module.found(learning_rate=0.1).update(grads, state, params)
+np.testing.assert_allclose(exported["w"], updates["w"], rtol=1e-6)
+assert_rule_agrees(p, pathlib.Path(TMP), "numpy")  # the PyTorch rule
+w = torch.ones(3, 2, requires_grad=True)
+w.grad = torch.full((3, 2), 0.5)
+module.Found([w], lr=0.1).step()
+np.testing.assert_allclose(w.detach().numpy(), 1.0 + np.asarray(updates["w"]), rtol=1e-6)
+
+# a search proposes it: random programs use both functions
+used = {st.op for k in range(300) for st in random_program(np.random.default_rng(k), 8).statements}
+assert {"softsign", "l1"} <= used, sorted(used)
+print("one edit: ok")
+'''
+
+
+def test_adding_a_function_is_one_edit(tmp_path) -> None:
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    for package in ("dsl", "evaluators", "search", "tests"):
+        shutil.copytree(root / package, tmp_path / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    with open(tmp_path / "dsl" / "ops.py", "a") as f:
+        f.write(EDIT)
+    r = subprocess.run([sys.executable, "-c", f"TMP = {str(tmp_path)!r}\n{ONE_EDIT}"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "one edit: ok" in r.stdout, r.stdout + r.stderr[-3000:]
+
+
+def test_a_leaf_reducing_function_needs_its_engine_twin(monkeypatch) -> None:
+    monkeypatch.setattr(ops, "OPS", dict(ops.OPS))
+    monkeypatch.setattr(ops, "RESERVED", set(ops.RESERVED))
+    with pytest.raises(ValueError, match="'l1' reduces over the leaf but has no engine twin"):
+        ops.register(101, "l1", 1, lambda xp, x: xp.sum(xp.abs(x)), "sum |x|",
+                     shape=ops.to_scalar, reduces=True)
+    assert "l1" not in ops.OPS and "l1" not in ops.RESERVED
