@@ -488,7 +488,7 @@ def _search(args: argparse.Namespace) -> int:
             run_dir = args.run_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-seed{cfg.seed}"
             run = RunDir.create(run_dir, cfg)
             run.lock()
-        search = Search(cfg, run, None)  # reads the run directory before any worker starts
+        search = Search.open(cfg, run)  # reads the run directory before any worker starts
     except RunDirError as e:
         raise InputError(str(e)) from None
     except DiskError as e:
@@ -497,7 +497,7 @@ def _search(args: argparse.Namespace) -> int:
     for note in search.notes:
         print(f"note: {note}", file=sys.stderr)
     try:
-        search.executor = make_executor(cfg)
+        executor = make_executor(cfg)
     except ClusterError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -523,7 +523,7 @@ def _search(args: argparse.Namespace) -> int:
         return "checkpoint written"
 
     try:
-        search.run_until_done(_progress)
+        search.run_until_done(executor, _progress)
     except KeyboardInterrupt:
         print(f"\ninterrupted: {saved()}; resume with --resume {run.path}")
         return 143 if signal.SIGTERM in received else 130

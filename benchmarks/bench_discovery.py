@@ -54,8 +54,8 @@ def search(method: str, out: Path, **fields) -> RunDir:
     cfg = SearchConfig(method=method, **fields)
     run = RunDir.create(out / method, cfg)
     start = time.perf_counter()
-    searcher = Search(cfg, run, make_executor(cfg))
-    searcher.run_until_done()
+    searcher = Search.open(cfg, run)
+    searcher.run_until_done(make_executor(cfg))
     best = run.best()
     print(f"{method}: {searcher.evaluated} evaluations in {time.perf_counter() - start:.0f} s, "
           f"best search fitness {best.fitness:+.4f} (program {best.id})", flush=True)

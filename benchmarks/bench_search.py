@@ -68,8 +68,8 @@ def main() -> None:
     if not args.skip_default_search:
         cfg = SearchConfig(executor="serial")
         with tempfile.TemporaryDirectory() as tmp:
-            search = Search(cfg, RunDir.create(f"{tmp}/run", cfg), SerialExecutor())
-            search.run_until_done()
+            search = Search.open(cfg, RunDir.create(f"{tmp}/run", cfg))
+            search.run_until_done(SerialExecutor())
             print(f"default search: {search.proposals} programs proposed, {search.evaluated} "
                   f"evaluated, cache hit rate {search.cache.hit_rate:.1%}")
     print(f"ray_scaling_2_workers: {two / one:.2f}")

@@ -129,10 +129,26 @@ def _changed(run: RunDir, before: dict[str, Any], now: dict[str, Any]) -> str:
 
 
 class Search:
-    """One search over a run directory, with any executor."""
+    """One search over a run directory: :meth:`open` reads the run (its checkpoint
+    and history), :meth:`run_until_done` evaluates with the executor it is given.
 
-    def __init__(self, cfg: SearchConfig, run: RunDir, executor: Any) -> None:
-        self.cfg, self.run, self.executor = cfg, run, executor
+    >>> import tempfile
+    >>> from search.config import SearchConfig
+    >>> from search.executor import SerialExecutor
+    >>> from search.rundir import RunDir
+    >>> cfg = SearchConfig(executor="serial", tasks=["quadratic/A"], seeds=[0], max_evals=3)
+    >>> run = RunDir.create(tempfile.mkdtemp() + "/run", cfg)
+    >>> search = Search.open(cfg, run)             # nothing evaluated yet
+    >>> evo = search.run_until_done(SerialExecutor())
+    >>> search.evaluated, run.best().id == evo.best.id
+    (3, True)
+    """
+
+    def __init__(self, cfg: SearchConfig, run: RunDir) -> None:
+        """A search of ``run`` under ``cfg`` that has read nothing yet: :meth:`open`
+        makes one that has."""
+        self.cfg, self.run = cfg, run
+        self.executor: Any = None  # the executor of the current run_until_done
         self.warm = load_program(cfg.warm_start)
         self.inflight: dict[int, tuple[Candidate, tuple[str, str]]] = {}
         self.config_hash = cfg.identity_hash()
@@ -140,16 +156,32 @@ class Search:
         self.notes: list[str] = []
         #: Why the last checkpoint could not be written (None when it was).
         self.checkpoint_error: str | None = None
-        cut = run.cut_torn_tail()
-        if cut:
-            self.notes.append(f"{run.history_path}: cut a torn last line ({cut} bytes, an "
-                              f"interrupted write; kept in {run.torn_path.name})")
         self.infra_streak = 0
-        self.baselines = run.baselines()
+        self.baselines: dict[str, Any] = {}
         #: Set by a SIGINT handler: the loop stops at its next step even when the
         #: KeyboardInterrupt itself was swallowed (Python ignores one raised inside a
         #: garbage-collector callback, such as JAX's).
         self.interrupted = False
+        self.opened = False
+        self._start(None)
+
+    @classmethod
+    def open(cls, cfg: SearchConfig, run: RunDir) -> Search:
+        """Open ``run`` for ``cfg``: a torn last history line is cut (kept aside), the
+        checkpoint read (rebuilt from the history when it is corrupt or disagrees with
+        it) and the history beyond it replayed. :attr:`notes` says what was mended. A
+        run of another configuration raises :class:`RunDirError` naming the change."""
+        search = cls(cfg, run)
+        search._open()
+        return search
+
+    def _open(self) -> None:
+        cfg, run = self.cfg, self.run
+        cut = run.cut_torn_tail()
+        if cut:
+            self.notes.append(f"{run.history_path}: cut a torn last line ({cut} bytes, an "
+                              f"interrupted write; kept in {run.torn_path.name})")
+        self.baselines = run.baselines()
         try:
             state = run.checkpoint()
         except RunDirError as e:
@@ -164,6 +196,7 @@ class Search:
                               "the truth")
             self._start(None)
         self._replay()
+        self.opened = True
 
     def _start(self, state: dict[str, Any] | None) -> None:
         """The proposer, cache and counters from a checkpoint, or afresh."""
@@ -323,8 +356,11 @@ class Search:
         job["baselines"] = {t: b["metric"] for t, b in self.baselines.items()} or None
         return job
 
-    def run_until_done(self, progress: Callable[[Stats], None] | None = None) -> Evolution:
-        """Run to ``max_evals`` evaluations; checkpoint every N results and at the end.
+    def run_until_done(self, executor: Any,
+                       progress: Callable[[Stats], None] | None = None) -> Evolution:
+        """Run to ``max_evals`` evaluations with ``executor`` (a
+        :class:`~search.executor.SerialExecutor` or ``RayExecutor``, shut down at the
+        end); checkpoint every N results and at the end.
 
         Raises :class:`SearchStopped` (checkpointed) when the warm start fails,
         ``max_infra_errors`` infrastructure errors come in a row, or a file of the
@@ -334,7 +370,10 @@ class Search:
         checkpoint, are evaluated first when the search resumes), the checkpoint is
         written, and the interrupt propagates.
         """
+        if not self.opened:  # it would start afresh over a run that has a history
+            raise RuntimeError("the run was not read: make the search with Search.open(cfg, run)")
         start = time.perf_counter()
+        self.executor = executor
         try:
             self._run(start, progress)
         except (DiskError, RunDirError) as e:  # a full disk; a folder made read-only

@@ -114,7 +114,7 @@ def test_a_node_removed_mid_search_loses_no_evaluation(tmp_path) -> None:
                            tasks=["quadratic/A"], seeds=[0], retries=2)
         run = RunDir.create(tmp_path / "run", cfg)
         executor = RayExecutor(workers=3, evaluate=evaluate_job, retries=2, timeout_s=300)
-        search = Search(cfg, run, executor)
+        search = Search.open(cfg, run)
         removed = []
 
         def progress(stats):
@@ -123,7 +123,7 @@ def test_a_node_removed_mid_search_loses_no_evaluation(tmp_path) -> None:
                 cluster.add_node(num_cpus=2)
                 removed.append(True)
 
-        search.run_until_done(progress)
+        search.run_until_done(executor, progress)
         history = list(run.history())
         assert removed
         assert sum(not r["cached"] for r in history) == 12

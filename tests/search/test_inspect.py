@@ -40,7 +40,7 @@ def test_report_of_a_run_that_only_failed_names_the_errors(tmp_path) -> None:
     cfg = SearchConfig(executor="serial", tasks=["quadratic/A"], seeds=[0], population=4)
     run = RunDir.create(tmp_path / "run", cfg)
     try:
-        Search(cfg, run, SerialExecutor(broken)).run_until_done()
+        Search.open(cfg, run).run_until_done(SerialExecutor(broken))
     except SearchStopped:
         pass
     assert report(run).splitlines() == [

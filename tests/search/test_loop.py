@@ -57,7 +57,7 @@ def stable(run: RunDir) -> list[dict]:
 def run_numpy_search(path: Path, **kw) -> RunDir:
     cfg = small_config(**kw)
     run = RunDir.create(path, cfg)
-    Search(cfg, run, SerialExecutor(numpy_evaluate)).run_until_done()
+    Search.open(cfg, run).run_until_done(SerialExecutor(numpy_evaluate))
     return run
 
 
@@ -81,7 +81,7 @@ def test_real_evaluator_is_deterministic(tmp_path) -> None:
     for name in ("a", "b"):
         cfg = small_config(max_evals=8)
         run = RunDir.create(tmp_path / name, cfg)
-        Search(cfg, run, SerialExecutor()).run_until_done()
+        Search.open(cfg, run).run_until_done(SerialExecutor())
         histories.append(stable(run))
     assert histories[0] == histories[1]
     assert histories[0][0]["mutation"] == {"kind": "warm_start"}
@@ -141,7 +141,7 @@ def test_a_warm_start_that_cannot_run_stops_before_anything_else(tmp_path) -> No
 
     with pytest.raises(SearchStopped, match="warm start could not be evaluated: mlp_mnist1d/A: "
                                             "ModuleNotFoundError: No module named 'x'"):
-        Search(cfg, run, SerialExecutor(evaluate)).run_until_done()
+        Search.open(cfg, run).run_until_done(SerialExecutor(evaluate))
     assert submitted == [0]  # nothing spent beyond the warm start
     (record,) = run.history()
     assert record["infra"] and record["fitness"] is None
@@ -149,7 +149,7 @@ def test_a_warm_start_that_cannot_run_stops_before_anything_else(tmp_path) -> No
     assert state["cache"]["results"] == {} and state["cache"]["by_structure"] == {}
     assert state["infra"] == 1 and state["evaluated"] == 0
     # Fixed, then resumed: the warm start is evaluated again, with its own id.
-    Search(cfg, run, SerialExecutor(numpy_evaluate)).run_until_done()
+    Search.open(cfg, run).run_until_done(SerialExecutor(numpy_evaluate))
     records = list(run.history())
     assert [r["id"] for r in records[:2]] == [0, 0]
     assert records[1]["mutation"] == {"kind": "warm_start"} and not records[1]["infra"]
@@ -168,7 +168,7 @@ def test_a_warm_start_that_fails_on_a_task_stops_the_search(tmp_path) -> None:
     cfg = small_config()
     run = RunDir.create(tmp_path / "run", cfg)
     with pytest.raises(SearchStopped, match="quadratic/A: training diverged"):
-        Search(cfg, run, SerialExecutor(evaluate)).run_until_done()
+        Search.open(cfg, run).run_until_done(SerialExecutor(evaluate))
     assert len(list(run.history())) == 1
 
 
@@ -179,8 +179,8 @@ def test_infrastructure_errors_are_retried_never_cached_and_stop_when_in_a_row(t
 
     cfg = small_config()
     run = RunDir.create(tmp_path / "a", cfg)
-    search = Search(cfg, run, SerialExecutor(flaky({3, 7, 11})))  # apart: the search goes on
-    search.run_until_done()
+    search = Search.open(cfg, run)
+    search.run_until_done(SerialExecutor(flaky({3, 7, 11})))  # apart: the search goes on
     records = list(run.history())
     infra = [r for r in records if r["infra"]]
     assert [r["id"] for r in infra] == [3, 7, 11] and search.infra == 3
@@ -196,12 +196,12 @@ def test_infrastructure_errors_are_retried_never_cached_and_stop_when_in_a_row(t
 
     run = RunDir.create(tmp_path / "b", cfg)
     with pytest.raises(SearchStopped, match=r"3 infrastructure errors in a row.*the last: boom"):
-        Search(cfg, run, SerialExecutor(lost_after_4)).run_until_done()
+        Search.open(cfg, run).run_until_done(SerialExecutor(lost_after_4))
     assert [r["id"] for r in run.history() if r["infra"]] == [4, 5, 4]  # 2 in flight; 4 retried
     assert run.checkpoint()["infra"] == 3 and run.checkpoint()["evaluated"] == 4
     # 5, in flight when the search stopped, is kept to be evaluated first on resume
     assert [c["id"] for c in run.checkpoint()["evolution"]["retries"]] == [4, 5]
-    Search(cfg, RunDir(run.path), SerialExecutor(numpy_evaluate)).run_until_done()
+    Search.open(cfg, RunDir(run.path)).run_until_done(SerialExecutor(numpy_evaluate))
     judged = [r["id"] for r in run.history() if not r["infra"]]
     assert judged[4:6] == [4, 5] and len(judged) == len(set(judged))
 
@@ -221,7 +221,7 @@ def test_a_grid_search_sends_baselines_and_parents_multipliers(tmp_path) -> None
 
     cfg = small_config(max_evals=6)
     run = RunDir.create(tmp_path / "run", cfg)
-    Search(cfg, run, SerialExecutor(fake)).run_until_done()
+    Search.open(cfg, run).run_until_done(SerialExecutor(fake))
     assert jobs[0]["lr_grid"] == WIDE.model_dump() and jobs[0]["baselines"] is None
     assert all(j["lr_grid"] == cfg.lr_grid.model_dump() for j in jobs[1:])
     assert all(j["baselines"] == {"quadratic/A": 0.04} for j in jobs[1:])
@@ -235,7 +235,7 @@ def test_a_grid_search_sends_baselines_and_parents_multipliers(tmp_path) -> None
     jobs.clear()
     plain = small_config(max_evals=3, lr_grid=None)
     run = RunDir.create(tmp_path / "plain", plain)
-    Search(plain, run, SerialExecutor(fake)).run_until_done()
+    Search.open(plain, run).run_until_done(SerialExecutor(fake))
     assert all(set(j) == {"id", "source", "tasks", "seeds"} for j in jobs)
     assert run.baselines() == {}
 
@@ -254,15 +254,15 @@ def test_a_checkpoint_that_disagrees_with_the_history_is_rebuilt_from_it(tmp_pat
     }
     for text, why in cases.items():
         run.checkpoint_path.write_text(text)
-        search = Search(small_config(), run, SerialExecutor(numpy_evaluate))
+        search = Search.open(small_config(), run)
         (note,) = search.notes
         assert why in note and note.endswith("rebuilt from the history, which is the truth")
         assert search.evaluated == 20 and search.lines == len(list(run.history()))
     run.checkpoint_path.write_text(good)
-    assert Search(small_config(), run, SerialExecutor(numpy_evaluate)).notes == []
+    assert Search.open(small_config(), run).notes == []
     run.checkpoint_path.write_text("[]")
-    search = Search(small_config(max_evals=30), run, SerialExecutor(numpy_evaluate))
-    search.run_until_done()
+    search = Search.open(small_config(max_evals=30), run)
+    search.run_until_done(SerialExecutor(numpy_evaluate))
     records = list(run.history())
     assert sum(not r["cached"] for r in records) == 30
     assert len({r["id"] for r in records}) == len(records)
@@ -275,13 +275,12 @@ def test_a_resume_of_another_configuration_is_refused_naming_the_field(tmp_path)
 
     run = run_numpy_search(tmp_path / "run", max_evals=8)
     with pytest.raises(RunDirError, match="population was 6 when the run began, now 7"):
-        Search(small_config(population=7), run, SerialExecutor(numpy_evaluate))
+        Search.open(small_config(population=7), run)
     run.checkpoint_path.unlink()  # the history alone still knows
     with pytest.raises(RunDirError, match="changed since line 1 of history.jsonl"):
-        Search(small_config(tasks=["quadratic/B"]), run, SerialExecutor(numpy_evaluate))
+        Search.open(small_config(tasks=["quadratic/B"]), run)
     # how much and where it runs may change
-    search = Search(small_config(max_evals=12, workers=3, timeout_s=5.0), run,
-                    SerialExecutor(numpy_evaluate))
+    search = Search.open(small_config(max_evals=12, workers=3, timeout_s=5.0), run)
     assert search.evaluated == 8
 
 
@@ -316,16 +315,16 @@ def test_a_full_disk_stops_the_search_and_it_resumes_once_space_is_free(tmp_path
     monkeypatch.setattr(rundir.os, "fsync", fsync)
     cfg = small_config()
     run = RunDir.create(tmp_path / "run", cfg)
-    search = Search(cfg, run, SerialExecutor(evaluate))
+    search = Search.open(cfg, run)
     with pytest.raises(SearchStopped, match="cannot write .*history.jsonl: No space left"):
-        search.run_until_done()
+        search.run_until_done(SerialExecutor(evaluate))
     assert "checkpoint.json: No space left" in search.checkpoint_error
     records = list(run.history())
     assert run.history_path.read_bytes().endswith(b"\n") and records
     disk["full"] = False
-    resumed = Search(cfg, RunDir(run.path), SerialExecutor(evaluate))
+    resumed = Search.open(cfg, RunDir(run.path))
     assert resumed.notes == []
-    resumed.run_until_done()
+    resumed.run_until_done(SerialExecutor(evaluate))
     after = list(run.history())
     assert after[: len(records)] == records
     assert sum(not r["cached"] for r in after) == 30
@@ -356,12 +355,30 @@ def test_a_run_directory_made_read_only_mid_search_stops_it_in_one_line(tmp_path
     monkeypatch.setattr(rundir.os, "open", guarded_open)
     cfg = small_config()
     run = RunDir.create(tmp_path / "run", cfg)
-    search = Search(cfg, run, SerialExecutor(evaluate))
+    search = Search.open(cfg, run)
     with pytest.raises(SearchStopped, match=r"history.jsonl: cannot write there \(Permission"):
-        search.run_until_done()
+        search.run_until_done(SerialExecutor(evaluate))
     denied["on"] = False
     monkeypatch.undo()
     before = list(run.history())
-    Search(cfg, RunDir(run.path), SerialExecutor(numpy_evaluate)).run_until_done()
+    Search.open(cfg, RunDir(run.path)).run_until_done(SerialExecutor(numpy_evaluate))
     after = list(run.history())
     assert after[: len(before)] == before and sum(not r["cached"] for r in after) == 30
+
+
+def test_opening_a_run_is_a_step_of_its_own_and_the_executor_is_given_to_the_run(
+        tmp_path) -> None:
+    import pytest
+
+    run = run_numpy_search(tmp_path / "run", max_evals=8)
+    before = run.history_path.read_bytes()
+    unopened = Search(small_config(max_evals=12), run)  # reads nothing
+    assert unopened.evaluated == 0 and unopened.notes == []
+    with pytest.raises(RuntimeError, match=r"not read: make the search with Search.open"):
+        unopened.run_until_done(SerialExecutor(numpy_evaluate))
+    assert run.history_path.read_bytes() == before  # nothing written over the run
+    search = Search.open(small_config(max_evals=12), run)
+    assert search.evaluated == 8 and search.executor is None
+    executor = SerialExecutor(numpy_evaluate)
+    search.run_until_done(executor)
+    assert search.evaluated == 12 and search.executor is executor
