@@ -303,7 +303,7 @@ def _funnel(args: argparse.Namespace) -> None:
     print(table(rows))
     print(COLUMNS)
     print("tuned baselines (mean metric at the chosen learning-rate multiplier):")
-    print(baselines_table(run.path / "funnel.json"))
+    print(baselines_table(run.funnel()))
     print(f"wrote {run.path / 'funnel.json'}")
 
 
@@ -325,6 +325,8 @@ def _inspect(args: argparse.Namespace) -> None:
                 print(f"wrote {path}")
         except OSError as e:
             raise InputError(f"--plots: cannot write {e.filename}: {e.strerror}") from None
+        except RunDirError as e:  # a funnel.json edited or broken by hand
+            raise InputError(str(e)) from None
 
 
 def _export(args: argparse.Namespace) -> None:

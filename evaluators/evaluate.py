@@ -314,7 +314,7 @@ def train_runs(program: Program, task_names: list[str], seeds: tuple[int, ...],
                lr_grid: LrGrid = WIDE, *,
                progress: Callable[[str], None] | None = None) -> dict[str, dict]:
     """``program`` calibrated by ``lr_grid`` on each task, as the funnel reads it
-    (``search.funnel.TaskRun``): per task the per-seed metrics at the chosen
+    (``search.records.TaskRun``): per task the per-seed metrics at the chosen
     multiplier, the multiplier, whether it was the grid's edge, and any error.
 
     No baseline is trained: the funnel compares the runs with its own baselines'.

@@ -26,29 +26,19 @@ never trains.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
-from typing import Any, TypedDict
 
 from dsl import Program, library
 from evaluators.catalog import DEFAULT_HELD_OUT, names
 from search.evolution import FAILED
-from search.rundir import RunDir
+from search.records import Comparison, FunnelFile, FunnelRow, FunnelTask, FunnelTier, TaskRun
+from search.rundir import RunDir, RunDirError
 
 #: The classical optimizers every finalist is compared with (library names).
 BASELINES = ("adamw", "lion", "momentum")
 #: Training seeds of the funnel: this many after the search's largest.
 SEEDS = 3
-
-
-class TaskRun(TypedDict):
-    """One program trained on one task by the caller's ``train``."""
-
-    metrics: list[float | None]  # per seed, at the chosen multiplier; None if not finite
-    lr_multiplier: float  # the multiplier calibration chose
-    lr_at_edge: bool  # the best multiplier was the grid's edge
-    error: str | None  # why the program could not be trained (invalid on the task)
 
 
 Train = Callable[[Program, list[str]], dict[str, TaskRun]]
@@ -60,7 +50,7 @@ def funnel_seeds(search_seeds: list[int], n: int = SEEDS) -> tuple[int, ...]:
     return tuple(range(start, start + n))
 
 
-def compare(metrics: list[float | None], base: list[float | None]) -> dict[str, Any]:
+def compare(metrics: list[float | None], base: list[float | None]) -> Comparison:
     """A program's per-seed metrics against a baseline's on the same seeds:
     ``fitness`` (log of the ratio of seed means; FAILED if the program failed) and
     ``stderr`` (of the per-seed log-ratios; None with one seed)."""
@@ -78,13 +68,13 @@ def compare(metrics: list[float | None], base: list[float | None]) -> dict[str, 
     return {"fitness": fitness, "stderr": std / math.sqrt(n)}
 
 
-def beats(c: dict[str, Any], margin: float = 0.0) -> bool:
+def beats(c: Comparison, margin: float = 0.0) -> bool:
     """Better than the baseline by more than ``margin`` and twice the standard error."""
     noise = 2 * c["stderr"] if c["stderr"] is not None else math.inf
     return c["fitness"] > FAILED and c["fitness"] - margin > noise
 
 
-def verdict(c: dict[str, Any], best: str, margin: float = 0.0) -> str:
+def verdict(c: Comparison, best: str, margin: float = 0.0) -> str:
     """The comparison with the best baseline, in words."""
     if c["fitness"] <= FAILED:
         return "failed"
@@ -95,11 +85,6 @@ def verdict(c: dict[str, Any], best: str, margin: float = 0.0) -> str:
     if -c["fitness"] > 2 * c["stderr"]:
         return f"worse than {best} beyond noise"
     return f"within noise of {best}"
-
-
-def top_programs(run: RunDir, k: int) -> list[dict[str, Any]]:
-    """The history records of :meth:`RunDir.top` (distinct, not failed, best first)."""
-    return [found.record for found in run.top(k)]
 
 
 def tier(tasks: list[str], letter: str) -> list[str]:
@@ -113,7 +98,7 @@ def funnel(run: RunDir, train: Train, *, k: int = 3, margin: float = 0.0,
            held_out: list[str] | None = None, seeds: tuple[int, ...] | None = None,
            baselines: tuple[str, ...] = BASELINES, grid: str = "",
            tiers_run: tuple[str, ...] = ("B", "held_out", "C"),
-           progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+           progress: Callable[[str], None] | None = None) -> list[FunnelRow]:
     """Run the funnel, resuming ``funnel.json``; return its rows, best first.
 
     ``train`` trains a program on tasks at ``seeds`` (the caller binds them;
@@ -125,19 +110,16 @@ def funnel(run: RunDir, train: Train, *, k: int = 3, margin: float = 0.0,
     seeds = tuple(seeds) if seeds is not None else funnel_seeds(cfg.seeds)
     tiers = {"B": tier(cfg.tasks, "B"), "held_out": held_out if held_out is not None
              else list(DEFAULT_HELD_OUT), "C": tier(cfg.tasks, "C")}
-    path = run.path / "funnel.json"
     setup = {"seeds": list(seeds), "baselines": list(baselines), "grid": grid}
-    done, base_runs = _previous(path, tiers, setup)
-    rows: list[dict[str, Any]] = []
+    done, base_runs = _previous(run, tiers, setup)
+    rows: list[FunnelRow] = []
 
     def save() -> None:
-        tmp = path.with_suffix(".json.tmp")
         kept = rows + [r for i, r in done.items() if i not in {x["id"] for x in rows}]
-        tmp.write_text(json.dumps(setup | {
-            "margin": margin, "tier_B": tiers["B"], "tier_C": tiers["C"],
-            "held_out": tiers["held_out"], "baseline_runs": base_runs, "rows": kept},
-            indent=2))
-        tmp.replace(path)
+        run.write_funnel(FunnelFile(
+            seeds=list(seeds), baselines=list(baselines), grid=grid, margin=margin,
+            tier_B=tiers["B"], tier_C=tiers["C"], held_out=tiers["held_out"],
+            baseline_runs=base_runs, rows=kept))
 
     def baseline_runs(tasks: list[str]) -> None:
         for name in baselines:
@@ -150,8 +132,8 @@ def funnel(run: RunDir, train: Train, *, k: int = 3, margin: float = 0.0,
 
     chosen = run.top(k)
     for n, found in enumerate(chosen, start=1):
-        row = done.get(found.id) or {"id": found.id, "source": found.record["source"],
-                                     "search_fitness": found.fitness, "tiers": {}}
+        row = done.get(found.id) or FunnelRow(id=found.id, source=found.record["source"],
+                                              search_fitness=found.fitness, tiers={})
         rows.append(row)
         for name in ("B", "held_out", "C"):
             if name not in tiers_run:
@@ -181,32 +163,31 @@ def funnel(run: RunDir, train: Train, *, k: int = 3, margin: float = 0.0,
 
 
 def judge(runs: dict[str, TaskRun], base: dict[str, dict[str, TaskRun]],
-          margin: float = 0.0) -> dict[str, Any]:
+          margin: float = 0.0) -> FunnelTier:
     """One tier of one program: per task, the comparison with each baseline and with
     the best (the lowest mean metric); the tier's fitness and standard error (mean
     over tasks), and a verdict."""
-    tasks: dict[str, Any] = {}
+    tasks: dict[str, FunnelTask] = {}
     for task, r in runs.items():
         vs = {name: compare(r["metrics"], b[task]["metrics"]) for name, b in base.items()}
         means = {name: _mean(b[task]["metrics"]) for name, b in base.items()}
         best = min(means, key=lambda name: means[name])
-        tasks[task] = {"metric": _mean(r["metrics"]), "metrics": r["metrics"],
-                       "lr_multiplier": r["lr_multiplier"], "lr_at_edge": r["lr_at_edge"],
-                       "error": r.get("error"), "vs": vs, "best_baseline": best,
-                       "fitness": vs[best]["fitness"], "stderr": vs[best]["stderr"],
-                       "verdict": verdict(vs[best], best, margin)}
+        tasks[task] = FunnelTask(
+            metric=_mean(r["metrics"]), metrics=r["metrics"], lr_multiplier=r["lr_multiplier"],
+            lr_at_edge=r["lr_at_edge"], error=r.get("error"), vs=vs, best_baseline=best,
+            fitness=vs[best]["fitness"], stderr=vs[best]["stderr"],
+            verdict=verdict(vs[best], best, margin))
     values = [t["fitness"] for t in tasks.values()]
     errors = [t["stderr"] for t in tasks.values()]
     failed = any(v <= FAILED for v in values) or not values
     fitness = FAILED if failed else sum(values) / len(values)
     stderr = (None if failed or any(e is None for e in errors)
               else math.sqrt(sum(e * e for e in errors)) / len(errors))
-    overall = {"fitness": fitness, "stderr": stderr}
-    return {"fitness": fitness, "stderr": stderr,
-            "beats_best": beats(overall, margin),
-            "verdict": verdict(overall, "the best baseline", margin).replace(
-                "vs the best baseline", "against the best baseline"),
-            "tasks": tasks}
+    overall = Comparison(fitness=fitness, stderr=stderr)
+    return FunnelTier(fitness=fitness, stderr=stderr, beats_best=beats(overall, margin),
+                      verdict=verdict(overall, "the best baseline", margin).replace(
+                          "vs the best baseline", "against the best baseline"),
+                      tasks=tasks)
 
 
 def _mean(values: list[float | None]) -> float:
@@ -215,31 +196,31 @@ def _mean(values: list[float | None]) -> float:
     return sum(values) / len(values)  # type: ignore[arg-type]
 
 
-def _passed(row: dict[str, Any], margin: float) -> None:
+def _passed(row: FunnelRow, margin: float) -> None:
     tiers = row["tiers"]
     row["passed_B"] = "B" in tiers and tiers["B"]["fitness"] > margin
     row["passed_C"] = row["passed_B"] and "C" in tiers and tiers["C"]["fitness"] > margin
     row["beats_best"] = {name: t.get("beats_best", False) for name, t in tiers.items()}
 
 
-def _previous(path, tiers: dict[str, list[str]], setup: dict[str, Any]):
+def _previous(run: RunDir, tiers: dict[str, list[str]], setup: dict[str, object]
+              ) -> tuple[dict[int, FunnelRow], dict[str, dict[str, TaskRun]]]:
     """Rows and baseline runs of an earlier funnel of this run with the same seeds,
     baselines and grid, each row keeping only the tiers run on the same tasks (an
     unreadable or different file is started over)."""
     try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError):
+        saved = run.funnel()
+    except RunDirError:
         return {}, {}
-    if not isinstance(saved, dict) or any(saved.get(key) != value
-                                          for key, value in setup.items()):
+    if saved is None or any(saved[key] != value for key, value in setup.items()):
         return {}, {}
     same = {name for name, key in (("B", "tier_B"), ("C", "tier_C"), ("held_out", "held_out"))
-            if saved.get(key) == tiers[name]}
+            if saved[key] == tiers[name]}
     rows = {}
-    for row in saved.get("rows", []):
-        kept = {name: t for name, t in row.get("tiers", {}).items() if name in same}
+    for row in saved["rows"]:
+        kept = {name: t for name, t in row["tiers"].items() if name in same}
         rows[row["id"]] = row | {"tiers": kept}
-    return rows, saved.get("baseline_runs", {})
+    return rows, saved["baseline_runs"]
 
 
 #: What the funnel table's columns mean, printed under it.
@@ -254,12 +235,12 @@ over seeds; 0 = as good as the best baseline, higher is better, failed = -1e9.
   -         a tier not run (C runs only after B passes)"""
 
 
-def table(rows: list[dict[str, Any]]) -> str:
+def table(rows: list[FunnelRow]) -> str:
     """The funnel as text: one line per program."""
     lines = [f"{'id':>6} {'search':>9} {'B':>15} {'C':>15} {'held out':>15}  passed  "
              "verdict"]
 
-    def value(t: dict[str, Any] | None, width: int = 15) -> str:
+    def value(t: FunnelTier | Comparison | None, width: int = 15) -> str:
         if t is None:
             return f"{'-':>{width}}"
         if t["fitness"] <= FAILED:
@@ -270,18 +251,18 @@ def table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         passed = "C" if row["passed_C"] else "B" if row["passed_B"] else "-"
         last = next((row["tiers"][t] for t in ("C", "held_out", "B") if t in row["tiers"]), None)
-        lines.append(f"{row['id']:>6} {value({'fitness': row['search_fitness']}, 9)} "
+        search = Comparison(fitness=row["search_fitness"], stderr=None)
+        lines.append(f"{row['id']:>6} {value(search, 9)} "
                      f"{value(row['tiers'].get('B'))} {value(row['tiers'].get('C'))} "
                      f"{value(row['tiers'].get('held_out'))}  {passed:<6}  "
                      f"{last['verdict'] if last else '-'}")
     return "\n".join(lines)
 
 
-def baselines_table(path) -> str:
-    """The tuned baselines of a funnel.json: per task, each one's mean metric and the
+def baselines_table(saved: FunnelFile) -> str:
+    """The tuned baselines of a funnel: per task, each one's mean metric and the
     learning-rate multiplier calibration chose."""
-    saved = json.loads(path.read_text())
-    runs = saved.get("baseline_runs", {})
+    runs = saved["baseline_runs"]
     tasks = sorted({t for r in runs.values() for t in r})
     cells = {task: ["-" if (r := runs[name].get(task)) is None else
                     f"{_mean(r['metrics']):.4g} at lr x{r['lr_multiplier']:.3g}" for name in runs]
@@ -299,14 +280,13 @@ def calibrated_lr(run: RunDir, program_id: int) -> tuple[float, str] | None:
     A), with a note naming the tier and tasks: the geometric mean of the tasks'
     multipliers where they differ. None if no calibration is known (a search
     without a learning-rate grid, never funnelled)."""
-    path = run.path / "funnel.json"
     try:
-        rows = json.loads(path.read_text()).get("rows", [])
-    except (OSError, ValueError, AttributeError):
-        rows = []
-    row = next((r for r in rows if r.get("id") == program_id), None)
+        saved = run.funnel()
+    except RunDirError:
+        saved = None
+    row = next((r for r in saved["rows"] if r["id"] == program_id), None) if saved else None
     for name in ("C", "B"):
-        t = (row or {}).get("tiers", {}).get(name)
+        t = row["tiers"].get(name) if row else None
         if t and t["fitness"] > FAILED:
             return _geometric({k: v["lr_multiplier"] for k, v in t["tasks"].items()},
                               f"tier {name} of the funnel")

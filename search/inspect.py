@@ -8,7 +8,6 @@ files it is asked to draw.
 from __future__ import annotations
 
 import difflib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -120,15 +119,14 @@ def _save(fig, path: Path, written: list[Path]) -> None:
     written.append(path)
 
 
-def plot(run: RunDir) -> list[Path]:
-    """Best fitness against evaluations per round, and the funnel if there is one."""
+def progress_figure(run: RunDir):
+    """Best fitness against evaluations, one series per round (a matplotlib Figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     records = run.evaluated()
-    written = []
     fig, ax = plt.subplots(figsize=(7, 4))
     for rnd in sorted({r["round"] for r in records}):
         xs, ys, best = [], [], None
@@ -139,25 +137,49 @@ def plot(run: RunDir) -> list[Path]:
                 ys.append(best)
         if xs:
             ax.step(xs, ys, where="post", label=f"round {rnd}")
-    ax.axhline(0.0, color="gray", lw=0.8, ls="--", label="AdamW warm start")
+    how = "at its best learning rate" if run.config().lr_grid else "at its own constants"
+    ax.axhline(0.0, color="gray", lw=0.8, ls="--", label=f"AdamW warm start ({how})")
     ax.set_xlabel("evaluations")
-    ax.set_ylabel("best fitness (log AdamW metric / metric)")
+    ax.set_ylabel("best fitness: log(warm start's metric / metric)")
     ax.legend(fontsize=8)
-    _save(fig, run.path / "progress.png", written)
-    funnel_path = run.path / "funnel.json"
-    if funnel_path.exists():
-        rows = json.loads(funnel_path.read_text())["rows"]
-        run_tiers = [t for t in ("B", "C", "held_out") if any(t in r["tiers"] for r in rows)]
-        tiers = ["search"] + run_tiers  # never a tier that no program was run on
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for row in rows:
-            values = [row["search_fitness"]] + [row["tiers"].get(t, {}).get("fitness")
-                                                for t in run_tiers]
-            xs = [i for i, v in enumerate(values) if v is not None and v > FAILED]
-            ax.plot(xs, [values[i] for i in xs], marker="o", label=f"program {row['id']}")
-        ax.set_xticks(range(len(tiers)), tiers)
-        ax.axhline(0.0, color="gray", lw=0.8, ls="--", label="AdamW warm start")
-        ax.set_ylabel("fitness against the AdamW warm start")
-        ax.legend(fontsize=8)
+    return fig
+
+
+def funnel_figure(run: RunDir):
+    """Each finalist's fitness per tier of the funnel (a matplotlib Figure), None
+    before the funnel ran. The search's point is against the warm start, the tiers'
+    against the best of the tuned baselines, as the funnel's table."""
+    saved = run.funnel()
+    if saved is None:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = saved["rows"]
+    run_tiers = [t for t in ("B", "C", "held_out") if any(t in r["tiers"] for r in rows)]
+    tiers = ["search"] + run_tiers  # never a tier that no program was run on
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for row in rows:
+        values = [row["search_fitness"]] + [row["tiers"][t]["fitness"] if t in row["tiers"]
+                                            else None for t in run_tiers]
+        xs = [i for i, v in enumerate(values) if v is not None and v > FAILED]
+        ax.plot(xs, [values[i] for i in xs], marker="o", label=f"program {row['id']}")
+    ax.set_xticks(range(len(tiers)), tiers)
+    ax.axhline(0.0, color="gray", lw=0.8, ls="--",
+               label=f"0: search vs the warm start; tiers vs the best of "
+                     f"{', '.join(saved['baselines'])}, tuned")
+    ax.set_ylabel("fitness: log(reference metric / metric)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot(run: RunDir) -> list[Path]:
+    """``progress.png`` and, once the funnel ran, ``funnel.png`` in the run directory."""
+    written: list[Path] = []
+    _save(progress_figure(run), run.path / "progress.png", written)
+    fig = funnel_figure(run)
+    if fig is not None:
         _save(fig, run.path / "funnel.png", written)
     return written

@@ -1,5 +1,6 @@
-"""The records passed between the loop, the executor and the run directory, typed:
-a job, its result, one history line, the checkpoint.
+"""The records passed between the loop, the executor, the run directory, the funnel
+and the command line, typed: a job, its result, one history line, the checkpoint, and
+the funnel's file (its training runs, comparisons, tiers and rows).
 
 Records are JSON on disk; these types say what each field is, and
 :func:`history_record` checks a line read back (a file edited by hand, or
@@ -110,8 +111,80 @@ class Checkpoint(TypedDict):
     config: NotRequired[dict[str, Any]]
 
 
+class TaskRun(TypedDict):
+    """One program trained on one task by the funnel's ``train``, at its best
+    learning rate (the :class:`TaskResult` of a calibrated evaluation, without a
+    fitness: the funnel compares runs itself)."""
+
+    metrics: list[float | None]  # per seed, at the chosen multiplier; None if not finite
+    lr_multiplier: float  # the multiplier calibration chose
+    lr_at_edge: bool  # the best multiplier was the grid's edge
+    error: NotRequired[str | None]  # why the program could not be trained (invalid there)
+
+
+class Comparison(TypedDict):
+    """A program against one baseline on one task: ``log(baseline / program)`` of the
+    seed means (``FAILED`` if the program failed, +inf if the baseline did) and the
+    standard error of the per-seed log-ratios (None with one seed)."""
+
+    fitness: float
+    stderr: float | None
+
+
+class FunnelTask(TypedDict):
+    """One funnel tier of one program, on one task."""
+
+    metric: float  # mean over seeds (inf if a seed failed)
+    metrics: list[float | None]
+    lr_multiplier: float
+    lr_at_edge: bool
+    error: str | None
+    vs: dict[str, Comparison]  # against each baseline
+    best_baseline: str  # the baseline with the lowest mean metric
+    fitness: float  # against the best baseline
+    stderr: float | None
+    verdict: str
+
+
+class FunnelTier(TypedDict):
+    """One tier (B, C or held_out) of one program: the mean over its tasks."""
+
+    fitness: float
+    stderr: float | None
+    beats_best: bool
+    verdict: str
+    tasks: dict[str, FunnelTask]
+
+
+class FunnelRow(TypedDict):
+    """One finalist of the funnel."""
+
+    id: int
+    source: str
+    search_fitness: float
+    tiers: dict[str, FunnelTier]
+    passed_B: NotRequired[bool]
+    passed_C: NotRequired[bool]
+    beats_best: NotRequired[dict[str, bool]]
+
+
+class FunnelFile(TypedDict):
+    """``funnel.json``: how the funnel ran, the baselines' runs and the finalists."""
+
+    seeds: list[int]
+    baselines: list[str]
+    grid: str
+    margin: float
+    tier_B: list[str]
+    tier_C: list[str]
+    held_out: list[str]
+    baseline_runs: dict[str, dict[str, TaskRun]]  # baseline -> task -> run
+    rows: list[FunnelRow]
+
+
 _RECORD = TypeAdapter(HistoryRecord)
 _CHECKPOINT = TypeAdapter(Checkpoint)
+_FUNNEL = TypeAdapter(FunnelFile)
 
 
 class RecordError(ValueError):
@@ -139,6 +212,17 @@ def history_record(line: str) -> HistoryRecord:
     return record  # type: ignore[return-value]
 
 
+def funnel_file(data: Any) -> FunnelFile:
+    """A ``funnel.json`` read back, checked throughout."""
+    if not isinstance(data, dict):
+        raise RecordError(f"expected a JSON object, got {type(data).__name__}")
+    try:
+        _FUNNEL.validate_python(data)
+    except ValidationError as e:
+        raise RecordError(_first_error(e)) from None
+    return data  # type: ignore[return-value]
+
+
 def checkpoint(data: Any) -> Checkpoint:
     """A checkpoint read back, checked at its top level."""
     if not isinstance(data, dict):
@@ -150,5 +234,6 @@ def checkpoint(data: Any) -> Checkpoint:
     return data  # type: ignore[return-value]
 
 
-__all__ = ["Checkpoint", "HistoryRecord", "Job", "RecordError", "Result", "TaskResult",
-           "checkpoint", "history_record"]
+__all__ = ["Checkpoint", "Comparison", "FunnelFile", "FunnelRow", "FunnelTask", "FunnelTier",
+           "HistoryRecord", "Job", "RecordError", "Result", "TaskResult", "TaskRun", "checkpoint",
+           "funnel_file", "history_record"]

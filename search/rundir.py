@@ -46,7 +46,14 @@ from pydantic import ValidationError
 from dsl import Program, graph, parse
 from search.config import SearchConfig
 from search.evolution import FAILED
-from search.records import Checkpoint, HistoryRecord, RecordError, history_record
+from search.records import (
+    Checkpoint,
+    FunnelFile,
+    HistoryRecord,
+    RecordError,
+    funnel_file,
+    history_record,
+)
 from search.records import checkpoint as checked_checkpoint
 
 try:
@@ -122,6 +129,7 @@ class RunDir:
         self.baselines_path = self.path / "baselines.json"
         self.lock_path = self.path / "lock"
         self.torn_path = self.path / "history.torn"
+        self.funnel_path = self.path / "funnel.json"
         self._lock_fd: int | None = None
         self._tail_checked = False
 
@@ -366,6 +374,24 @@ class RunDir:
             except OSError:
                 pass
             raise _write_error(path, e) from None
+
+    def funnel(self) -> FunnelFile | None:
+        """``funnel.json``, checked; None if the funnel has not run."""
+        if not self.funnel_path.exists():
+            return None
+        try:
+            return funnel_file(json.loads(self.funnel_path.read_text(encoding="utf-8")))
+        except UnicodeDecodeError:
+            raise RunDirError(f"{self.funnel_path}: not UTF-8 text") from None
+        except json.JSONDecodeError as e:
+            raise RunDirError(f"{self.funnel_path}: not valid JSON ({e.msg})") from None
+        except RecordError as e:
+            raise RunDirError(f"{self.funnel_path}: {e}") from None
+        except OSError as e:
+            raise RunDirError(f"{self.funnel_path}: cannot read it ({e.strerror})") from None
+
+    def write_funnel(self, data: FunnelFile) -> None:
+        self._replace(self.funnel_path, json.dumps(data, indent=2))
 
     def checkpoint(self) -> Checkpoint | None:
         """The checkpoint, checked at its top level; None if there is none yet."""

@@ -52,9 +52,31 @@ def test_a_small_search_runs_end_to_end(tmp_path) -> None:
     r = run_cli("--config", str(cfg), "--serial", "--max-evals", "6", "--run-dir",
                 str(tmp_path / "run"))
     assert r.returncode == 0, r.stderr
-    assert "best program" in r.stdout and "def train(" in r.stdout
-    assert (tmp_path / "run" / "checkpoint.json").exists()
     assert "Traceback" not in r.stderr
+    from search.rundir import RunDir
+
+    run = RunDir(tmp_path / "run")
+    best, records = run.best(), list(run.history())
+    lines = r.stdout.splitlines()
+    assert lines[0] == (f"run directory: {run.path}  (serial, 2 workers, tasks quadratic/A)")
+    progress = [line for line in lines if line.startswith("evals ")]
+    assert sum(not x["cached"] for x in records) == 6 and run.checkpoint()["evaluated"] == 6
+    # the best program: the run's, its fitness and its text (dead code removed) as stored
+    head = next(i for i, line in enumerate(lines) if line.startswith("best program"))
+    assert lines[head] == (f"best program (id {best.id}, fitness {best.fitness:+.4f} against "
+                           "the AdamW warm start at its best learning rate on quadratic/A"
+                           + (f", {len(best.genome.statements) - len(best.program.statements)}"
+                              " dead statements removed" if best.genome != best.program
+                              else "") + "):")
+    source = best.program.to_source().rstrip("\n").split("\n")
+    assert lines[head + 1: head + 1 + len(source)] == source
+    cache = run.checkpoint()["cache"]
+    rate = cache["hits"] / cache["lookups"] if cache["lookups"] else 0.0
+    assert lines[-1] == f"cache hit rate {rate:.1%}; run directory: {run.path}"
+    # the warm start alone first: it is its own baseline, so exactly 0
+    assert re.fullmatch(r"evals 1/6 \| [0-9.]+/s \| cache hits 0% of 1 \| best \+0\.0000 vs "
+                        r"AdamW \| failed 0 \| infra errors 0 \| round 0 \(explore\)",
+                        progress[0]), progress[0]
 
 
 BAD_INPUT = [
@@ -494,3 +516,14 @@ def test_bad_subcommand_values_are_one_line(args, message, capsys, tmp_path,
     err = capsys.readouterr().err
     assert err.strip() == f"error: {message}"
     assert not (tmp_path / "discovered").exists()
+
+
+def test_inspect_plots_of_a_broken_funnel_json_is_one_line(tmp_path, capsys) -> None:
+    from tests.search.test_loop import run_numpy_search
+
+    run = run_numpy_search(tmp_path / "run", max_evals=6)
+    run.funnel_path.write_text('{"rows": 3}')
+    assert run_search.main(["inspect", str(run.path), "--plots"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {run.funnel_path}: ") and len(err.strip().splitlines()) == 1
+    assert (run.path / "progress.png").exists()  # what could be drawn was

@@ -16,7 +16,6 @@ from search.funnel import (
     funnel,
     table,
     tier,
-    top_programs,
     verdict,
 )
 from tests.search.test_loop import run_numpy_search
@@ -24,7 +23,7 @@ from tests.search.test_loop import run_numpy_search
 
 def test_top_programs_are_distinct_and_best_first(tmp_path) -> None:
     run = run_numpy_search(tmp_path / "run")
-    top = top_programs(run, 5)
+    top = [found.record for found in run.top(5)]
     assert len(top) == 5
     assert len({r["fingerprint"] for r in top}) == 5
     assert [r["fitness"] for r in top] == sorted((r["fitness"] for r in top), reverse=True)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from search.inspect import diff, lineage, plot, report
+import pytest
+
+from evaluators.fitness import FAILED
+from search.funnel import funnel
+from search.inspect import diff, funnel_figure, lineage, plot, progress_figure, report
+from tests.search.test_funnel import fake_train
 from tests.search.test_loop import run_numpy_search
 
 
@@ -20,11 +25,43 @@ def test_report_lineage_and_diff(tmp_path) -> None:
     assert "+++ program" in diff(best["source"], records[0]["source"]) or best["id"] == 0
 
 
-def test_plots_are_written(tmp_path) -> None:
+def test_the_progress_plot_shows_each_rounds_best_so_far(tmp_path) -> None:
     run = run_numpy_search(tmp_path / "run")
-    paths = plot(run)
-    assert [p.name for p in paths] == ["progress.png"]
-    assert paths[0].stat().st_size > 1000
+    ax = progress_figure(run).axes[0]
+    assert ax.get_xlabel() == "evaluations"
+    assert ax.get_ylabel() == "best fitness: log(warm start's metric / metric)"
+    records = run.evaluated()
+    rounds = sorted({r["round"] for r in records})
+    series = [line for line in ax.get_lines() if line.get_label().startswith("round ")]
+    assert [line.get_label() for line in series] == [f"round {r}" for r in rounds]
+    for line, rnd in zip(series, rounds, strict=True):
+        xs, ys = line.get_data()
+        mine = [(n + 1, r["fitness"]) for n, r in enumerate(records)
+                if r["round"] == rnd and r["fitness"] > FAILED]
+        assert list(xs) == [n for n, _ in mine]  # every evaluation of the round that ran
+        assert list(ys) == [max(f for _, f in mine[:k + 1]) for k in range(len(mine))]
+    assert max(max(line.get_data()[1]) for line in series) == run.best().fitness
+    reference = [line for line in ax.get_lines() if "warm start" in line.get_label()]
+    assert run.config().lr_grid is not None  # the default: the warm start calibrated
+    assert [line.get_label() for line in reference] == ["AdamW warm start (at its best "
+                                                        "learning rate)"]
+    assert [p.name for p in plot(run)] == ["progress.png"]  # no funnel yet
+
+
+def test_the_funnel_plot_shows_each_finalist_per_tier_against_its_reference(tmp_path) -> None:
+    run = run_numpy_search(tmp_path / "run")
+    rows = funnel(run, fake_train(lambda p: 0.1), k=2, held_out=["autoencoder_digits/A"],
+                  tiers_run=("B", "held_out"))
+    ax = funnel_figure(run).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["search", "B", "held_out"]
+    assert ax.get_ylabel() == "fitness: log(reference metric / metric)"
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert "0: search vs the warm start; tiers vs the best of adamw, lion, momentum, tuned" in lines
+    for row in rows:
+        xs, ys = lines[f"program {row['id']}"].get_data()
+        assert list(xs) == [0, 1, 2]
+        assert list(ys) == pytest.approx([row["search_fitness"], 0.1, 0.1])
+    assert [p.name for p in plot(run)] == ["progress.png", "funnel.png"]
 
 
 def test_report_of_a_run_that_only_failed_names_the_errors(tmp_path) -> None:

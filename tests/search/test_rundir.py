@@ -178,3 +178,24 @@ def test_bad_directories(tmp_path) -> None:
         run.config_path.write_bytes(content)
         with pytest.raises(RunDirError, match=message):
             run.config()
+
+
+def test_funnel_json_is_read_checked(tmp_path) -> None:
+    run = RunDir.create(tmp_path / "run", SearchConfig())
+    assert run.funnel() is None  # the funnel has not run
+    good = {"seeds": [1, 2], "baselines": ["adamw"], "grid": "wide", "margin": 0.0,
+            "tier_B": ["quadratic/B"], "tier_C": [], "held_out": [],
+            "baseline_runs": {"adamw": {"quadratic/B": {"metrics": [1.0, None],
+                                                        "lr_multiplier": 0.5,
+                                                        "lr_at_edge": False}}},
+            "rows": [{"id": 3, "source": "...", "search_fitness": 0.1, "tiers": {}}]}
+    run.write_funnel(good)
+    assert run.funnel() == good
+    bad = good | {"rows": [{"id": 3, "source": "...", "search_fitness": "high", "tiers": {}}]}
+    run.funnel_path.write_text(json.dumps(bad))
+    with pytest.raises(RunDirError, match=r"funnel.json: rows.0.search_fitness: Input should "
+                                          r"be a valid number"):
+        run.funnel()
+    run.funnel_path.write_text("{")
+    with pytest.raises(RunDirError, match="funnel.json: not valid JSON"):
+        run.funnel()
