@@ -203,35 +203,28 @@ def history_record(line: str) -> HistoryRecord:
         record = json.loads(line)
     except json.JSONDecodeError:
         raise RecordError("not JSON") from None
-    if not isinstance(record, dict):
-        raise RecordError(f"expected a JSON object, got {type(record).__name__}")
-    try:
-        _RECORD.validate_python(record, strict=False)
-    except ValidationError as e:
-        raise RecordError(_first_error(e)) from None
-    return record  # type: ignore[return-value]
+    return _checked(_RECORD, record)
 
 
 def funnel_file(data: Any) -> FunnelFile:
     """A ``funnel.json`` read back, checked throughout."""
-    if not isinstance(data, dict):
-        raise RecordError(f"expected a JSON object, got {type(data).__name__}")
-    try:
-        _FUNNEL.validate_python(data)
-    except ValidationError as e:
-        raise RecordError(_first_error(e)) from None
-    return data  # type: ignore[return-value]
+    return _checked(_FUNNEL, data)
 
 
 def checkpoint(data: Any) -> Checkpoint:
     """A checkpoint read back, checked at its top level."""
+    return _checked(_CHECKPOINT, data)
+
+
+def _checked(adapter: TypeAdapter, data: Any) -> Any:
+    """``data`` as read (not a copy), once ``adapter`` found it to be its type."""
     if not isinstance(data, dict):
         raise RecordError(f"expected a JSON object, got {type(data).__name__}")
     try:
-        _CHECKPOINT.validate_python(data)
+        adapter.validate_python(data)
     except ValidationError as e:
         raise RecordError(_first_error(e)) from None
-    return data  # type: ignore[return-value]
+    return data
 
 
 __all__ = ["Checkpoint", "Comparison", "FunnelFile", "FunnelRow", "FunnelTask", "FunnelTier",

@@ -36,7 +36,7 @@ import errno
 import json
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -377,33 +377,28 @@ class RunDir:
 
     def funnel(self) -> FunnelFile | None:
         """``funnel.json``, checked; None if the funnel has not run."""
-        if not self.funnel_path.exists():
-            return None
-        try:
-            return funnel_file(json.loads(self.funnel_path.read_text(encoding="utf-8")))
-        except UnicodeDecodeError:
-            raise RunDirError(f"{self.funnel_path}: not UTF-8 text") from None
-        except json.JSONDecodeError as e:
-            raise RunDirError(f"{self.funnel_path}: not valid JSON ({e.msg})") from None
-        except RecordError as e:
-            raise RunDirError(f"{self.funnel_path}: {e}") from None
-        except OSError as e:
-            raise RunDirError(f"{self.funnel_path}: cannot read it ({e.strerror})") from None
+        return self._read_checked(self.funnel_path, funnel_file)
 
     def write_funnel(self, data: FunnelFile) -> None:
         self._replace(self.funnel_path, json.dumps(data, indent=2))
 
     def checkpoint(self) -> Checkpoint | None:
         """The checkpoint, checked at its top level; None if there is none yet."""
-        if not self.checkpoint_path.exists():
+        return self._read_checked(self.checkpoint_path, checked_checkpoint)
+
+    @staticmethod
+    def _read_checked(path: Path, check: Callable[[Any], Any]) -> Any:
+        """The JSON file ``path`` read and checked by ``check`` (None if there is none);
+        any problem is a :class:`RunDirError` naming the file."""
+        if not path.exists():
             return None
         try:
-            return checked_checkpoint(json.loads(self.checkpoint_path.read_text(encoding="utf-8")))
+            return check(json.loads(path.read_text(encoding="utf-8")))
         except UnicodeDecodeError:
-            raise RunDirError(f"{self.checkpoint_path}: not UTF-8 text") from None
+            raise RunDirError(f"{path}: not UTF-8 text") from None
         except json.JSONDecodeError as e:
-            raise RunDirError(f"{self.checkpoint_path}: not valid JSON ({e.msg})") from None
+            raise RunDirError(f"{path}: not valid JSON ({e.msg})") from None
         except RecordError as e:
-            raise RunDirError(f"{self.checkpoint_path}: {e}") from None
+            raise RunDirError(f"{path}: {e}") from None
         except OSError as e:
-            raise RunDirError(f"{self.checkpoint_path}: cannot read it ({e.strerror})") from None
+            raise RunDirError(f"{path}: cannot read it ({e.strerror})") from None
