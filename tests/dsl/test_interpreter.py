@@ -92,7 +92,35 @@ CASES: dict[str, tuple[Ref, dict[str, float]]] = {
               "weight_decay": 0.02}),
     "adafactor": (lambda lr, **h: optax.adafactor(lr, **_rename(h)),
                   {"decay_rate": 0.6, "epsilon": 1e-3, "clipping_threshold": 0.5}),
+    "ademamix": (lambda lr, **h: optax.contrib.ademamix(lr, **_rename(h)),
+                 {"b1": 0.8, "b2": 0.95, "b3": 0.99, "alpha": 3.0, "epsilon": 1e-4,
+                  "weight_decay": 0.05}),
+    "cadamw": (lambda lr, **h: cautious(optax.scale_by_adam(
+        h.get("b1", 0.9), h.get("b2", 0.999), h.get("epsilon", 1e-8)), lr,
+        h.get("weight_decay", 1e-4)), {"b1": 0.8, "b2": 0.95, "weight_decay": 0.05}),
+    "clion": (lambda lr, **h: cautious(optax.scale_by_lion(h.get("b1", 0.9), h.get("b2", 0.99)),
+                                       lr, h.get("weight_decay", 1e-3)),
+              {"b1": 0.8, "b2": 0.95, "weight_decay": 0.05}),
 }
+
+
+def cautious(direction: optax.GradientTransformation, lr: float,
+             weight_decay: float) -> optax.GradientTransformation:
+    """The cautious optimizers' rule (Liang et al. 2024) written out in optax, as timm's
+    ``caution=True``: the direction kept where it agrees in sign with the gradient,
+    divided by the fraction of the leaf kept; then decoupled weight decay and lr."""
+
+    def update(grads, state, params):
+        d, state = direction.update(grads, state, params)
+
+        def keep(d, g):
+            agree = (d * g > 0).astype(d.dtype)
+            return d * agree / jnp.maximum(jnp.mean(agree), 1e-8)
+
+        d = jax.tree.map(keep, d, grads)
+        return jax.tree.map(lambda d, p: -lr * (d + weight_decay * p), d, params), state
+
+    return optax.GradientTransformation(direction.init, update)
 
 
 def _rename(h: dict[str, float]) -> dict[str, float]:
