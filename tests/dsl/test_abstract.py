@@ -290,6 +290,7 @@ PINNED = {
     "program3": ("63942bb92756e0ab6280501e", "64af80f66da5987b62fb75cd"),
     "program4": ("3ef395ca7b993d179bdd1e7e", "e5d1082f65aa096faee2803c"),
     "rmsprop": ("07d04d5f6909e352d946a2ec", "df0c48151f61eff848a7a620"),
+    "schedule_free_adamw": ("5996604b86148ff6a580c0cb", "199aacd56dc44a26a07309e0"),
     "sgd": ("05c0acf711cf2eb675460322", "f0e9fc32cd84466b346bddff"),
     "warmstart": ("b888676a31085188f0208fb9", "a556960a1453731a06b0e4bd"),
 }

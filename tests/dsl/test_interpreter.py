@@ -101,7 +101,31 @@ CASES: dict[str, tuple[Ref, dict[str, float]]] = {
     "clion": (lambda lr, **h: cautious(optax.scale_by_lion(h.get("b1", 0.9), h.get("b2", 0.99)),
                                        lr, h.get("weight_decay", 1e-3)),
               {"b1": 0.8, "b2": 0.95, "weight_decay": 0.05}),
+    "schedule_free_adamw": (lambda lr, **h: schedule_free_adamw(lr, **_rename(h)),
+                            {"b1": 0.8, "b2": 0.95, "epsilon": 1e-4, "weight_decay": 0.05,
+                             "weight_lr_power": 1.0}),
 }
+#: Learning rates other than LR: Schedule-Free AdamW's averaging weights are all
+#: equal under a constant rate (weight_lr_power would go untested), so a warm-up.
+SCHEDULES: dict[str, optax.Schedule] = {
+    "schedule_free_adamw": lambda count: LR * jnp.minimum(1.0, (count + 1.0) / 30.0),
+}
+
+
+def schedule_free_adamw(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
+                        weight_lr_power=2.0) -> optax.GradientTransformation:
+    """``optax.contrib.schedule_free_adamw`` (its own composition, warm-up aside) with a
+    schedule read at one count a step: optax's reads its averaging weight's one step
+    later than the base step's, a program reads one ``lr`` a step."""
+    if not callable(lr):
+        return optax.contrib.schedule_free_adamw(lr, b1=b1, b2=b2, eps=eps,
+                                                 weight_decay=weight_decay,
+                                                 weight_lr_power=weight_lr_power)
+    base = optax.chain(optax.scale_by_rms(decay=b2, eps=eps, eps_in_sqrt=False,
+                                          bias_correction=True),
+                       optax.add_decayed_weights(weight_decay), optax.scale_by_learning_rate(lr))
+    return optax.contrib.schedule_free(base, learning_rate=lambda count: lr(count - 1), b1=b1,
+                                       weight_lr_power=weight_lr_power)
 
 
 def cautious(direction: optax.GradientTransformation, lr: float,
@@ -150,8 +174,9 @@ def parity(name: str, hyper: dict[str, float], steps: int = STEPS, program=None,
         slow = [s.name for s in program.states].index("slow")
         ours = run(opt, params, grads, jit=jit, views=lambda p, s: (p, s.states[slow]))
         return ours, ref
-    factory = CASES[name][0]
-    return run(opt, params, grads, jit=jit), run(factory(LR, **hyper), params, grads, jit=jit)
+    factory, lr = CASES[name][0], SCHEDULES.get(name, LR)
+    opt = to_optax(program, lr)
+    return run(opt, params, grads, jit=jit), run(factory(lr, **hyper), params, grads, jit=jit)
 
 
 ALL = [*CASES, "lookahead_adamw"]

@@ -86,8 +86,10 @@ def ray_local():
 def test_ray_executor_completion_order_and_timeout(ray_local) -> None:
     from search.executor import RayExecutor
 
-    ex = RayExecutor(workers=2, timeout_s=3.0, evaluate=slow_evaluate)
-    ex.submit({"id": 1, "sleep": 1.0})
+    # 4 s apart, so that a loaded machine starting the second worker late still sees 2
+    # first; the timeout counts from submission, start-up included
+    ex = RayExecutor(workers=2, timeout_s=8.0, evaluate=slow_evaluate)
+    ex.submit({"id": 1, "sleep": 4.0})
     ex.submit({"id": 2, "sleep": 0.0})
     first = ex.wait()
     assert [r["id"] for r in first] == [2]  # completion order, not submission order
