@@ -13,10 +13,10 @@ against AdamW, Lion and SGD with momentum, each tuned by the same wide grid.
     python benchmarks/bench_discovery.py             # the default search's tasks and budget
 
 ``--quick`` searches ``mlp_mnist1d/A`` only (150 evaluations per method, serial)
-and funnels on ``mlp_mnist1d/B`` and ``cnn_digits/A``; the full mode searches the
-default tasks (``mlp_mnist1d/A``, ``transformer_lm/A``) for 600 evaluations per
-method on Ray and funnels on their tier B and ``cnn_digits/A``. Runs are kept
-under ``--out``.
+and funnels on ``mlp_mnist1d/B`` and the default held-out tasks
+(``evaluators.catalog.DEFAULT_HELD_OUT``); the full mode searches the default tasks
+(``mlp_mnist1d/A``, ``transformer_lm/A``) for 600 evaluations per method on Ray and
+funnels on their tier B and the same held-out tasks. Runs are kept under ``--out``.
 
 Prints, per method: the search fitness (against the tuned warm start, the
 search's own seeds), and for each funnel task the fitness against the best tuned
