@@ -1,13 +1,13 @@
 """Step time of programs run through dsl.to_optax against optax's own optimizers.
 
 One jitted training step (loss, gradient, optimizer update, apply) of a small
-MLP, with ``to_optax(Lion)`` and ``to_optax(AdamW)`` against ``optax.lion`` and
-``optax.adamw``, timed in the same run and interleaved so machine noise hits
+MLP, with ``to_optax(Lion)``, ``to_optax(AdamW)`` and ``to_optax(Muon)`` against
+``optax.lion``, ``optax.adamw`` and ``optax.contrib.muon``, timed in the same run and interleaved so machine noise hits
 both sides alike. Goal: ratio <= 1.05.
 
     python benchmarks/bench_step.py [--rounds 15] [--steps 100]
 
-Last line: ``step_time_ratio: R`` (the worse of the two).
+Last line: ``step_time_ratio: R`` (the worst of the three).
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ def main() -> None:
     pairs = {
         "lion": (to_optax(library.get("lion"), 1e-4), optax.lion(1e-4)),
         "adamw": (to_optax(library.get("adamw"), 1e-3), optax.adamw(1e-3)),
+        "muon": (to_optax(library.get("muon"), 1e-3), optax.contrib.muon(1e-3)),
     }
     ratios = {}
     for name, (ours, ref) in pairs.items():

@@ -247,8 +247,8 @@ FINGERPRINT_RUNS: tuple[tuple[Shape, tuple[float, ...]], ...] = (
     ((), (1.0, 2.0, 3.0, 840.0)),
     ((7,), (4.0, 5.0, 6.0, 7.0)),
 )
-#: For programs that use Adafactor's ops (only they see rank): a small matrix,
-#: factored with a threshold of 2.
+#: For programs that use Adafactor's or Muon's functions (only they see rank): a
+#: small matrix, factored with a threshold of 2.
 FACTORED_RUN: tuple[Shape, tuple[float, ...]] = ((5, 3), (1.0, 2.0, 3.0, 8.0))
 FINGERPRINT_MIN_DIM = 2
 _MANTISSA_BITS = 24
@@ -406,7 +406,8 @@ def _fingerprint(program: Program) -> str:
     runs = FINGERPRINT_RUNS
     marker = b""
     live = liveness(program).statements
-    if any(ops.OPS[program.statements[i].op].factored for i in live):
+    used = [ops.OPS[program.statements[i].op] for i in live]
+    if any(op.factored or op.matrix for op in used):
         try:
             check(program, FACTORED_RUN[0], factor_min_dim=FINGERPRINT_MIN_DIM)
             runs = runs + (FACTORED_RUN,)

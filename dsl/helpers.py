@@ -12,6 +12,11 @@ code, and a helper is written once.
 ((1, 0), None, (1, 0))
 >>> factor_row(np, np.ones((256, 128))).shape, factor_col(np, np.ones((256, 128))).shape
 ((128,), (256,))
+>>> o = newton_schulz(np, np.random.default_rng(0).standard_normal((4, 8)))
+>>> np.round(np.linalg.svd(o)[1], 1)  # singular values near 1 (Muon's iteration)
+array([1.1, 1. , 0.9, 0.8])
+>>> float(is_matrix(np, np.ones((4, 8)))), float(fan_in(np, np.ones((4, 8)))), float(fan_out(np, 2.0))
+(1.0, 4.0, 1.0)
 """
 
 from typing import Any
@@ -19,6 +24,13 @@ from typing import Any
 #: Adafactor's threshold: a leaf is factored when its second-largest dimension is
 #: at least this (optax.adafactor's ``min_dim_size_to_factor`` default).
 FACTOR_MIN_DIM = 128
+#: Muon's Newton-Schulz coefficients (a, b, c) of X <- a X + (b A + c A^2) X, A = X X^T
+#: (Jordan et al. 2024; the defaults of optax.contrib.muon and torch.optim.Muon).
+NS_COEFFS = (3.4445, -4.775, 2.0315)
+#: Muon's number of Newton-Schulz steps.
+NS_STEPS = 5
+#: Added to the Frobenius norm that Muon's iteration first divides by.
+NS_EPS = 1e-8
 
 
 def safe_div(xp: Any, a: Any, b: Any) -> Any:
@@ -96,6 +108,42 @@ def unfactor(xp: Any, r: Any, c: Any, like: Any, min_dim: int = FACTOR_MIN_DIM) 
     c = xp.broadcast_to(c, without(shape, second))
     r_full = r[(slice(None),) * largest + (None,)]
     return r_full * c[(slice(None),) * second + (None,)] / xp.mean(r)
+
+
+def is_matrix(xp: Any, x: Any) -> Any:
+    """1.0 where x is a matrix (rank 2), else 0.0: a 0-d array of the namespace."""
+    return xp.asarray(1.0 if len(getattr(x, "shape", ())) == 2 else 0.0)
+
+
+def fan_in(xp: Any, x: Any) -> Any:
+    """A matrix's first dimension (its inputs, for y = x W), 1.0 for any other value."""
+    shape = tuple(getattr(x, "shape", ()))
+    return xp.asarray(float(shape[0]) if len(shape) == 2 else 1.0)
+
+
+def fan_out(xp: Any, x: Any) -> Any:
+    """A matrix's second dimension (its outputs, for y = x W), 1.0 for any other value."""
+    shape = tuple(getattr(x, "shape", ()))
+    return xp.asarray(float(shape[1]) if len(shape) == 2 else 1.0)
+
+
+def newton_schulz(xp: Any, x: Any) -> Any:
+    """Muon's orthogonalization of a matrix (as optax.contrib.muon computes it):
+    x / (||x||_F + NS_EPS), transposed to be at least as wide as tall, then NS_STEPS
+    steps of X <- a X + (b A + c A A) X with A = X X^T, (a, b, c) = NS_COEFFS, and
+    transposed back: about U V^T for x = U S V^T. Any value not a matrix is returned
+    as it is."""
+    if len(getattr(x, "shape", ())) != 2:
+        return x
+    tall = x.shape[0] > x.shape[1]
+    if tall:
+        x = x.T
+    x = x / (xp.sqrt(xp.sum(x * x)) + NS_EPS)
+    a, b, c = NS_COEFFS
+    for _ in range(NS_STEPS):
+        s = x @ x.T
+        x = a * x + (b * s + c * s @ s) @ x
+    return x.T if tall else x
 
 
 def as_tensor(torch: Any, x: Any) -> Any:

@@ -57,7 +57,11 @@ from dsl.helpers import (
     factor_col,
     factor_row,
     factored_dims,
+    fan_in,
+    fan_out,
     interp,
+    is_matrix,
+    newton_schulz,
     row_shape,
     safe_div,
     sign_scale,
@@ -107,6 +111,19 @@ class Segments(Protocol):
     def factored(self, k: int) -> Any:
         """Where argument ``k`` is a leaf-shaped value of a factored leaf."""
 
+    def matrix(self, k: int) -> Any:
+        """Where argument ``k`` is a matrix (rank 2)."""
+
+    def fan_in(self, k: int) -> Any:
+        """Argument ``k``'s first dimension where it is a matrix, else 1.0."""
+
+    def fan_out(self, k: int) -> Any:
+        """Argument ``k``'s second dimension where it is a matrix, else 1.0."""
+
+    def per_matrix(self, x: Any, k: int, fn: Callable[[Any, Any], Any]) -> Any:
+        """``fn(xp, m)`` on each value ``m`` of argument ``k`` that is its leaf's
+        matrix (shaped as the leaf, rank 2), ``x`` unchanged elsewhere."""
+
 
 @dataclass(frozen=True)
 class Op:
@@ -136,7 +153,8 @@ class Op:
     ``over_leaf`` marks a leaf-shaped result that depends on the whole leaf
     (``norm``, ``clip_by_global_norm``); see :attr:`leaf_reducing`. ``flat`` is
     the training engine's form of a leaf-reducing function, ``flat(seg, *args)``
-    over its flat layout (see :class:`Segments`).
+    over its flat layout (see :class:`Segments`). ``matrix`` marks a function
+    that reads its argument's rank and dimensions as a matrix (Muon's).
     ``scalar_last`` asks the engine for a second form that reads a per-step scalar
     as the last argument (``interp(g, m, 0.9)``), each one more branch to compile;
     ``swap_exact`` says that swapping the two arguments gives the same value bit
@@ -163,9 +181,17 @@ class Op:
     opcode: int = -1
     over_leaf: bool = False
     flat: Callable[..., Any] | None = None
+    matrix: bool = False
     scalar_last: bool = False
     swap_exact: bool = False
     identity: float | None = None
+
+    @property
+    def may_alias(self) -> bool:
+        """Whether it may return an argument itself (Adafactor's functions on an
+        unfactored leaf, ``newton_schulz`` of a value not a matrix): exported
+        PyTorch code never overwrites its result in place."""
+        return self.factored or (self.matrix and self.over_leaf)
 
     @property
     def leaf_reducing(self) -> bool:
@@ -564,6 +590,22 @@ _add(
     shape_code="{2}",
     flat=lambda seg, r, c, like: seg.xp.where(seg.factored(2), r * c / seg.mean(r), r),
 )
+
+# Muon's: matrices apart from the rest.
+_add(55, "is_matrix", 1, is_matrix, "1 where x is a matrix (rank 2), else 0", shape=to_scalar,
+     reduces=True, matrix=True, code="is_matrix(xp, {0})", helpers=(is_matrix,),
+     flat=lambda seg, x: seg.xp.where(seg.matrix(0), 1.0, 0.0))
+_add(56, "fan_in", 1, fan_in, "a matrix's first dimension (1 for any other value)",
+     shape=to_scalar, reduces=True, matrix=True, code="fan_in(xp, {0})", helpers=(fan_in,),
+     flat=lambda seg, x: seg.fan_in(0))
+_add(57, "fan_out", 1, fan_out, "a matrix's second dimension (1 for any other value)",
+     shape=to_scalar, reduces=True, matrix=True, code="fan_out(xp, {0})", helpers=(fan_out,),
+     flat=lambda seg, x: seg.fan_out(0))
+_add(58, "newton_schulz", 1, newton_schulz,
+     "Muon's orthogonalization of a matrix (any other value unchanged)", over_leaf=True,
+     matrix=True, code="newton_schulz(xp, {0})", helpers=(newton_schulz,),
+     flat=lambda seg, x: seg.per_matrix(x, 0, newton_schulz))
+
 
 def get(name: str) -> Op:
     """The op called ``name``; a KeyError names the unknown function."""

@@ -62,6 +62,9 @@ SCALAR_LAST: tuple[str, ...] = tuple(name for name in OP_NAMES if ops.OPS[name].
 #: Swapping the arguments of these gives the same value, bit for bit: a scalar
 #: first argument (``0.01 * w``) becomes the last one.
 SWAPPABLE = frozenset(name for name, op in ops.OPS.items() if op.swap_exact)
+#: Functions that work on a matrix as a whole (Muon's orthogonalization): costly to
+#: compile, so compiled only for the programs that call them.
+MATRIX_WORK = frozenset(name for name, op in ops.OPS.items() if op.matrix and op.over_leaf)
 PSEUDO: tuple[str, ...] = ("load_step_only", "move")
 OPCODE = {name: k for k, name in enumerate(
     OP_NAMES + tuple(f"{n}:scalar" for n in SCALAR_LAST) + PSEUDO)}
@@ -202,6 +205,8 @@ class Encoded(NamedTuple):
     state_init: np.ndarray  # (MAX_STATES,) int32: 1 where the state starts as w
     size: np.ndarray  # (I, 3, n_leaves) float32: true size of each argument per leaf
     leafarg: np.ndarray  # (I, 3, n_leaves) bool: argument has its leaf's full shape
+    matrix: np.ndarray  # (I, 3, n_leaves) bool: argument is a matrix (rank 2)
+    dims: np.ndarray  # (I, 3, n_leaves, 2) float32: its (fan_in, fan_out), 1 if no matrix
 
 
 def bucket_of(program: Program) -> int:
@@ -344,6 +349,8 @@ def encode(program: Program, layout: Layout, bucket: int | None = None) -> Encod
 
     size = np.ones((n_ins, 3, layout.n_leaves), np.float32)
     leafarg = np.zeros((n_ins, 3, layout.n_leaves), bool)
+    matrix = np.zeros((n_ins, 3, layout.n_leaves), bool)
+    dims = np.ones((n_ins, 3, layout.n_leaves, 2), np.float32)
     for leaf, (shape, result) in enumerate(zip(layout.shapes, checks, strict=True)):
         value_shape = {("in", "w"): shape, ("in", "g"): shape}
         value_shape.update({("state", k): result.states[n].shape
@@ -354,12 +361,19 @@ def encode(program: Program, layout: Layout, bucket: int | None = None) -> Encod
                 s_ = value_shape.get(v, ())
                 size[row, j, leaf] = math.prod(s_)
                 leafarg[row, j, leaf] = s_ == shape
+                if len(s_) == 2:
+                    matrix[row, j, leaf], dims[row, j, leaf] = True, s_
+                    if ins.opcode in _MATRIX_WORK and s_ != shape:
+                        raise ProgramError(
+                            f"{OP_NAMES[ins.opcode]} of a {s_} statistic of a {shape} leaf: "
+                            "the training engine orthogonalizes only matrices shaped as "
+                            "their leaf")
     return Encoded(
         length=np.asarray(len(program_ops), np.int32), opcode=opcode, args=args, dest=dest,
         epilogue=epilogue, prologue=prologue,
         u_length=np.asarray(len(u_ops), np.int32), u_opcode=u_opcode, u_args=u_args,
         u_dest=u_dest, consts=const_values, update_reg=np.asarray(register[update], np.int32),
-        state_init=state_init, size=size, leafarg=leafarg,
+        state_init=state_init, size=size, leafarg=leafarg, matrix=matrix, dims=dims,
     )
 
 
@@ -395,6 +409,13 @@ class _Instruction:
 
 _SCALAR_OPCODES = frozenset(OPCODE[f"{n}:scalar"] for n in SCALAR_LAST)
 _MUL_SCALAR = OPCODE["mul:scalar"]
+_MATRIX_WORK = frozenset(OPCODE[n] for n in MATRIX_WORK)
+
+
+def uses_matrix_work(enc: Encoded) -> bool:
+    """Whether an encoded program calls a function of :data:`MATRIX_WORK` (the
+    engine compiles those only into the loops of programs that do)."""
+    return bool(np.isin(enc.opcode[: int(enc.length)], list(_MATRIX_WORK)).any())
 
 
 def _scalar_last(ins: _Instruction, op: str, scalar: Callable[[Value], bool]) -> _Instruction:

@@ -24,6 +24,7 @@ its initial loss, stops there and counts as diverged.
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -37,6 +38,7 @@ from dsl import library, ops
 from dsl.program import MAX_STATES, Program
 from evaluators.encode import (
     CONST_BASE,
+    MATRIX_WORK,
     OP_NAMES,
     SCALAR_LAST,
     STATE_BASE,
@@ -48,6 +50,7 @@ from evaluators.encode import (
     consts_for,
     encode,
     n_registers,
+    uses_matrix_work,
 )
 from evaluators.tasks import Task
 
@@ -143,6 +146,8 @@ class StepInputs(NamedTuple):
     scalars: jax.Array
     size: jax.Array  # Encoded.size: true argument sizes per leaf, per instruction
     leafarg: jax.Array  # Encoded.leafarg
+    matrix: jax.Array  # Encoded.matrix
+    dims: jax.Array  # Encoded.dims
 
 
 def row(a: jax.Array, k: jax.Array) -> jax.Array:
@@ -150,8 +155,13 @@ def row(a: jax.Array, k: jax.Array) -> jax.Array:
     return jax.lax.dynamic_index_in_dim(a, k, keepdims=False)
 
 
-def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
+def _branches(layout: Layout, seeds: int, matrix: bool) -> list[Callable[..., jax.Array]]:
     """One function per opcode: ``f(regs, meta_row, instruction, inputs) -> value``.
+
+    With ``matrix`` false, the functions that work on whole matrices (Muon's
+    orthogonalization) get a branch that computes nothing: a loop for programs
+    that never call them does not compile them (22% more compile time on
+    transformer_lm/A).
 
     ``meta_row`` is (opcode, three argument registers, destination, scale, shift,
     three argument scales);
@@ -185,8 +195,9 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
 
         xp = jnp
 
-        def __init__(self, size: jax.Array, leafarg: jax.Array) -> None:
-            self.size, self.leafarg = size, leafarg
+        def __init__(self, size: jax.Array, leafarg: jax.Array, matrix: jax.Array,
+                     dims: jax.Array) -> None:
+            self.size, self.leafarg, self.matrix_arg, self.dims = size, leafarg, matrix, dims
 
         def mean(self, x):  # replication is uniform, so this is the true mean
             return group_mean(x, leaf_id, counts)
@@ -208,6 +219,27 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
 
         def factored(self, k):
             return self.leafarg[k][leaf_of] & factored
+
+        def matrix(self, k):
+            return self.matrix_arg[k][leaf_of]
+
+        def fan_in(self, k):
+            return self.dims[k, :, 0][leaf_of]
+
+        def fan_out(self, k):
+            return self.dims[k, :, 1][leaf_of]
+
+        def per_matrix(self, x, k, fn):
+            # Each matrix leaf of every lane and seed, as a batch of matrices.
+            by_seed, pieces, start = x.reshape(seeds, layout.size), [], 0
+            for leaf, shape in enumerate(layout.shapes):
+                part = by_seed[:, start:start + math.prod(shape)]
+                start += part.shape[1]
+                if len(shape) == 2:
+                    done = jax.vmap(functools.partial(fn, jnp))(part.reshape(seeds, *shape))
+                    part = jnp.where(self.leafarg[k][leaf], done.reshape(part.shape), part)
+                pieces.append(part)
+            return jnp.concatenate(pieces, axis=1).reshape(x.shape)
 
     # Each branch reads its own arguments from the register file: reading all
     # three before the switch costs a full pass per unused argument. ``x.scalars``
@@ -235,7 +267,8 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
             shape = regs.shape[1:]  # the segment ids run over lanes and seeds end to end
             args = [jnp.broadcast_to(v, shape).reshape(-1)
                     for v in read(regs, m, x, op.arity, scalar)]
-            return op.flat(Flat(row(x.size, i), row(x.leafarg, i)), *args).reshape(shape)
+            seg = Flat(row(x.size, i), row(x.leafarg, i), row(x.matrix, i), row(x.dims, i))
+            return op.flat(seg, *args).reshape(shape)
 
         return branch
 
@@ -245,6 +278,8 @@ def _branches(layout: Layout, seeds: int) -> list[Callable[..., jax.Array]]:
     ]
     def function(name: str, scalar: bool = False):
         op = ops.OPS[name]
+        if name in MATRIX_WORK and not matrix:
+            return lambda regs, m, i, x: jnp.zeros(regs.shape[1:], regs.dtype)
         return reducing(op, scalar) if op.leaf_reducing else elementwise(op, scalar)
 
     return ([function(name) for name in OP_NAMES]
@@ -284,9 +319,10 @@ def schedule_values(task: Task) -> np.ndarray:
     return np.asarray(jax.jit(jax.vmap(task.schedule))(jnp.arange(task.steps)), np.float32)
 
 
-def engine_runner(task: Task, layout: Layout, bucket: int):
+def engine_runner(task: Task, layout: Layout, bucket: int, matrix: bool = False):
     """A jitted ``(encoded, tables, params, batches, train, val) -> (metric, steps, ok)``
-    for one bucket.
+    for one bucket (and, with ``matrix``, for programs that orthogonalize matrices:
+    :func:`evaluators.encode.uses_matrix_work`).
 
     ``tables`` are the program's :func:`step_only_table` at each point of a
     learning-rate grid, (lanes, registers, steps); one lane is a plain run. The
@@ -305,7 +341,7 @@ def engine_runner(task: Task, layout: Layout, bucket: int):
         _COMPILES[(task.name, bucket)] = _COMPILES.get((task.name, bucket), 0) + 1
         lanes, n = table.shape[0], batches.shape[1]
         width = n * layout.size
-        branches = _branches(layout, lanes * n)
+        branches = _branches(layout, lanes * n, matrix)
         by_step = jnp.transpose(table, (2, 1, 0))[..., None]  # (steps, regs, lanes, 1)
         params = jax.tree.map(lambda p: jnp.tile(p, (lanes,) + (1,) * (p.ndim - 1)), params)
         batches = jnp.tile(batches, (1, lanes, 1))
@@ -331,7 +367,8 @@ def engine_runner(task: Task, layout: Layout, bucket: int):
                 m = row(meta, i)
                 scalars = now[jnp.stack([m[1:4], m[7:10]])]
                 out = jax.lax.switch(m[0], branches, regs, m, i,
-                                     StepInputs(scalars, enc.size, enc.leafarg))
+                                     StepInputs(scalars, enc.size, enc.leafarg, enc.matrix,
+                                                enc.dims))
                 out = out * now[m[5]] + now[m[6]]  # fused into the write
                 return jax.lax.dynamic_update_index_in_dim(regs, out, m[4], 0)
 
@@ -349,14 +386,15 @@ def engine_runner(task: Task, layout: Layout, bucket: int):
     return jax.jit(run)
 
 
-_RUNNERS: dict[tuple[str, int, int, int, int], Any] = {}
+_RUNNERS: dict[tuple[str, int, int, int, int, bool], Any] = {}
 
 
 def compiled_runner(task: Task, bucket: int, n_seeds: int, programs: int = 0,
-                    lanes: int = 1) -> tuple[Any, float]:
+                    lanes: int = 1, matrix: bool = False) -> tuple[Any, float]:
     """The engine's compiled loop for ``task``, ``bucket``, a number of seeds and
     of learning-rate lanes, and the seconds spent compiling it now (0.0 when it was
-    compiled before).
+    compiled before). ``matrix`` compiles in the functions that orthogonalize
+    matrices (for the programs that call them).
 
     With ``programs`` > 0 the loop is vmapped over that many encoded programs
     (arrays with a leading program axis), to train them all in one call.
@@ -365,7 +403,7 @@ def compiled_runner(task: Task, bucket: int, n_seeds: int, programs: int = 0,
     """
     if programs and lanes != 1:
         raise ValueError("a runner is vmapped over programs or runs a grid, not both")
-    key = (task.name, bucket, n_seeds, programs, lanes)
+    key = (task.name, bucket, n_seeds, programs, lanes, matrix)
     if key in _RUNNERS:
         return _RUNNERS[key], 0.0
     train, val = device_data(task)  # making the data (once per process) is not compiling
@@ -373,7 +411,7 @@ def compiled_runner(task: Task, bucket: int, n_seeds: int, programs: int = 0,
     start = time.perf_counter()
     layout = layout_for(task)
     example = encode_example(layout, bucket)
-    fn = engine_runner(task, layout, bucket)
+    fn = engine_runner(task, layout, bucket, matrix)
     table = np.stack([empty_table(task, bucket)] * lanes)  # shapes only
     if programs:
         fn = jax.jit(jax.vmap(fn, in_axes=(0, 0, None, None, None, None)))
@@ -433,7 +471,8 @@ def run_engine_grid(program: Program, task: Task, seeds: tuple[int, ...],
     """
     bucket = bucket_of(program)
     enc = encode(program, layout_for(task), bucket)
-    run, compile_time = compiled_runner(task, bucket, len(seeds), lanes=len(lr_grid))
+    run, compile_time = compiled_runner(task, bucket, len(seeds), lanes=len(lr_grid),
+                                        matrix=uses_matrix_work(enc))
     train, val = device_data(task)
     tables = np.stack([step_only_table(enc, task, bucket, m) for m in lr_grid])
     out = run(enc, tables, *seed_inputs(task, seeds), train, val)
@@ -467,7 +506,8 @@ def run_encoded_batch(encoded: list[Encoded], bucket: int, task: Task, seeds: tu
     n = len(encoded)
     size = 1 << (n - 1).bit_length()
     encoded = encoded + [encoded[0]] * (size - n)
-    run, compile_time = compiled_runner(task, bucket, len(seeds), size)
+    run, compile_time = compiled_runner(task, bucket, len(seeds), size,
+                                        matrix=any(map(uses_matrix_work, encoded)))
     train, val = device_data(task)
     stacked = jax.tree.map(lambda *a: np.stack(a), *encoded)
     tables = np.stack([step_only_table(e, task, bucket)[None] for e in encoded])

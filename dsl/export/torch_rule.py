@@ -105,8 +105,8 @@ def torch_rule_source(p: Program, core: tuple[int, ...], returns: str,
         else:
             fresh = torch_fresh(op, texts, [not a.tensor for a in args])
             lines.append(f"    {target} = {fresh}")
-        # Adafactor's functions may return an argument itself (an unfactored leaf)
-        owned = tensor and not op.factored
+        # a function that may return an argument itself makes no tensor of its own
+        owned = tensor and not op.may_alias
         return _Value(target, target, tensor, wide, owned=owned, shape=shape)
 
     env = {"w": _Value("w", "w", tensor=True, shape=LEAF),

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 #: The exported optimizers this repository ships (regenerated from the library).
-COMMITTED = ["adafactor", "lion"]
+COMMITTED = ["adafactor", "lion", "muon"]
 PACKAGE = Path(__file__).resolve().parents[2] / "discovered"
 
 

@@ -2,8 +2,9 @@
 
 optax's own contract tests (tests/optax_suite.py), parity with the interpreter
 (100 steps, rtol 1e-5), dtype kept, no recompilation on the second update, the
-PyTorch class equal to the optax recipe; and for Lion, parity with optax.lion
-and with a reference PyTorch Lion step written here. PyTorch's conventions are
+PyTorch class equal to the optax recipe; for Lion, parity with optax.lion
+and with a reference PyTorch Lion step written here; for Muon, parity with
+optax.contrib.muon and with a reference PyTorch Muon step written here. PyTorch's conventions are
 in test_torch_conventions.py.
 
 It covers the modules committed in ``discovered/`` (``COMMITTED``) and any
@@ -46,15 +47,20 @@ def pytest_generate_tests(metafunc) -> None:
 SHAPES = [(256, 128), (64, 32), (32,), ()]
 
 
-def tree(rng: np.random.Generator, scale: float = 1.0, dtype=jnp.float32):
+#: For Muon: a wide matrix (scaled by sqrt(80 / 48)), a tall one (transposed), a
+#: vector and a scalar (AdamW's).
+MUON_SHAPES = [(48, 80), (64, 32), (32,), ()]
+
+
+def tree(rng: np.random.Generator, scale: float = 1.0, dtype=jnp.float32, shapes=SHAPES):
     return {f"p{k}": jnp.asarray(scale * rng.standard_normal(s), dtype)
-            for k, s in enumerate(SHAPES)}
+            for k, s in enumerate(shapes)}
 
 
-def trajectory(opt, steps: int = 100):
+def trajectory(opt, steps: int = 100, shapes=SHAPES):
     rng = np.random.default_rng(0)
-    params = tree(rng, 0.1)
-    grads = [tree(rng) for _ in range(steps)]
+    params = tree(rng, 0.1, shapes=shapes)
+    grads = [tree(rng, shapes=shapes) for _ in range(steps)]
     state = opt.init(params)
     update = jax.jit(opt.update)
     for g in grads:
@@ -113,10 +119,10 @@ def test_dtype_is_kept_and_no_recompilation(name: str) -> None:
 torch = pytest.importorskip("torch")
 
 
-def torch_run(cls, steps: int = 20, state_dict=None, **kw):
+def torch_run(cls, steps: int = 20, state_dict=None, shapes=SHAPES, **kw):
     rng = np.random.default_rng(0)
     params = [torch.nn.Parameter(torch.tensor(0.1 * rng.standard_normal(s), dtype=torch.float32))
-              for s in SHAPES]
+              for s in shapes]
     opt = cls(params, **kw)
     grads = [[torch.tensor(rng.standard_normal(tuple(p.shape)), dtype=torch.float32)
               for p in params] for _ in range(steps)]
@@ -176,6 +182,58 @@ def test_lion_matches_a_reference_pytorch_step() -> None:
         reference_torch_lion_step(ref_params, LR, 0.9, 0.99, 0.01, state)
     for a, p in zip(got, ref_params, strict=True):
         np.testing.assert_allclose(a, p.detach().numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_muon_matches_optax_contrib_muon() -> None:
+    muon = load("muon")
+    other = {"beta": 0.9, "adam_b1": 0.8, "adam_b2": 0.95, "epsilon": 1e-6}
+    for kw in [{}, other]:
+        reference = optax.contrib.muon(LR, **{{"epsilon": "eps"}.get(k, k): v
+                                             for k, v in kw.items()})
+        assert close(trajectory(muon.muon(LR, **kw), shapes=MUON_SHAPES),
+                     trajectory(reference, shapes=MUON_SHAPES))
+
+
+def reference_torch_muon_step(params, lr, state, beta=0.95, b1=0.9, b2=0.999, eps=1e-8):
+    """Muon in plain PyTorch, as Jordan et al. write it for a weight matrix (Nesterov
+    momentum, five Newton-Schulz steps, times sqrt(max(1, fan_out / fan_in)) for
+    y = x W), with optax.contrib.muon's bias correction; Nesterov AdamW on the rest."""
+    with torch.no_grad():
+        for p in params:
+            s = state.setdefault(p, {"t": 0, "m": torch.zeros_like(p), "v": torch.zeros_like(p)})
+            s["t"] += 1
+            t, g = s["t"], p.grad
+            mom = beta if p.ndim == 2 else b1
+            s["m"].lerp_(g, 1 - mom)
+            u = mom * s["m"] / (1 - mom ** (t + 1)) + (1 - mom) * g / (1 - mom ** t)
+            if p.ndim == 2:
+                x = u.T if p.shape[0] > p.shape[1] else u
+                x = x / (x.norm() + 1e-8)
+                for _ in range(5):
+                    a = x @ x.T
+                    x = 3.4445 * x + (-4.775 * a + 2.0315 * a @ a) @ x
+                x = x.T if p.shape[0] > p.shape[1] else x
+                p.add_(x * max(1.0, p.shape[1] / p.shape[0]) ** 0.5, alpha=-lr)
+            else:
+                s["v"].lerp_(g * g, 1 - b2)
+                p.add_(u / ((s["v"] / (1 - b2 ** t)).sqrt() + eps), alpha=-lr)
+
+
+def test_muon_matches_a_reference_pytorch_step() -> None:
+    """(torch.optim.Muon is another rule: no bias correction, its shape scale for
+    PyTorch's (out, in) weights, and 2-D parameters only.)"""
+    cls = load("muon").Muon
+    params, opt, grads = torch_run(cls, shapes=MUON_SHAPES, lr=LR)
+    got = torch_steps(params, opt, grads)
+    ref_params, _, _ = torch_run(cls, shapes=MUON_SHAPES, lr=LR)
+    state = {}
+    for gs in grads:
+        for p, g in zip(ref_params, gs, strict=True):
+            p.grad = g.clone()
+        reference_torch_muon_step(ref_params, LR, state)
+    for a, p in zip(got, ref_params, strict=True):
+        np.testing.assert_allclose(a, p.detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(got[0], torch_run(cls, shapes=MUON_SHAPES, lr=LR)[0][0].detach())
 
 
 def test_adafactor_matches_optax_adafactor_and_keeps_factored_state() -> None:

@@ -13,7 +13,9 @@ one, and a compiled training step breaks only where AdamW's does; step hooks run
 
 Where PyTorch ships the same optimizer, the export matches it: ``adafactor``
 against ``torch.optim.Adafactor`` (``test_adafactor_matches_torch_adafactor``).
-torch.optim.Muon has no library program yet (the DSL has no matrix functions).
+``muon`` follows optax.contrib.muon, not torch.optim.Muon (which corrects no bias,
+scales by PyTorch's (out, in) shape and takes 2-D parameters only); test_contract.py
+holds it to a plain PyTorch Muon step.
 """
 
 from __future__ import annotations

@@ -75,3 +75,19 @@ def test_limits_and_restricted_kinds() -> None:
 def test_same_seed_same_children() -> None:
     a = [mutate(library.get("adamw"), np.random.default_rng(5), CFG)[0] for _ in range(2)]
     assert a[0] == a[1]
+
+
+def test_mutation_inserts_the_matrix_functions() -> None:
+    """Children of Muon call each of Muon's functions anew, and every child is valid
+    on the matrices, vectors and scalars of the shapes checked (the functions have a
+    meaning on every leaf: dsl/ops.py)."""
+    parent = library.get("muon")
+    rng = np.random.default_rng(2)
+    inserted = Counter()
+    for _ in range(800):
+        child, m = mutate(parent, rng, CFG)
+        assert valid(child, CFG.check_shapes)
+        if m["kind"] == "insert":
+            inserted[child.statements[m["at"]].op] += 1
+    assert {"newton_schulz", "is_matrix", "fan_in", "fan_out"} <= set(inserted)
+    assert any(len(s) == 2 for s in CFG.check_shapes) and any(len(s) < 2 for s in CFG.check_shapes)
