@@ -544,8 +544,14 @@ def _search(args: argparse.Namespace) -> int:
         dead = len(best.genome.statements) - len(best.program.statements)
         note = f", {dead} dead statements removed" if dead else ""
         tuned = " at its best learning rate" if cfg.lr_grid is not None else ""
-        print(f"best program (id {best.id}, fitness {best.fitness:+.4f} against the AdamW warm "
-              f"start{tuned} on {', '.join(cfg.tasks)}{note}):")
+        against = "the AdamW warm start"
+        if cfg.warm_start != "warmstart":  # the fitness is always against the library's
+            warm = search.evo.warm_fitness
+            started = f"{warm:+.4f}" if warm is not None else "failed"
+            against = (f"AdamW, the library's warm start (this search started from "
+                       f"{cfg.warm_start}: {started}),")
+        print(f"best program (id {best.id}, fitness {best.fitness:+.4f} against {against}"
+              f"{tuned} on {', '.join(cfg.tasks)}{note}):")
         print(best.program.to_source(), end="")
     _errors(run)
     print(f"cache hit rate {search.cache.hit_rate:.1%}; run directory: {run.path}")

@@ -132,7 +132,7 @@ def newton_schulz(xp: Any, x: Any) -> Any:
     x / (||x||_F + NS_EPS), transposed to be at least as wide as tall, then NS_STEPS
     steps of X <- a X + (b A + c A A) X with A = X X^T, (a, b, c) = NS_COEFFS, and
     transposed back: about U V^T for x = U S V^T. Any value not a matrix is returned
-    as it is."""
+    as it is. On PyTorch tensors each step is two ``addmm`` calls."""
     if len(getattr(x, "shape", ())) != 2:
         return x
     tall = x.shape[0] > x.shape[1]
@@ -142,7 +142,10 @@ def newton_schulz(xp: Any, x: Any) -> Any:
     a, b, c = NS_COEFFS
     for _ in range(NS_STEPS):
         s = x @ x.T
-        x = a * x + (b * s + c * s @ s) @ x
+        if xp.__name__ == "torch":  # fused as hand-written PyTorch does (one rounding less)
+            x = xp.addmm(x, xp.addmm(s, s, s, beta=b, alpha=c), x, beta=a)
+        else:
+            x = a * x + (b * s + c * s @ s) @ x
     return x.T if tall else x
 
 

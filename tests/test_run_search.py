@@ -380,7 +380,7 @@ def test_export_writes_under_the_current_folder_and_the_contract_can_hold_it(tmp
                            "--module", str(tmp_path / "discovered" / "found.py")],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert held.returncode == 0, held.stdout[-2000:]
-    assert "6 passed" in held.stdout  # lion, adafactor, and the export: 2 tests each
+    assert "8 passed" in held.stdout  # lion, adafactor, muon and the export: 2 tests each
 
 
 def test_tasks_time_trains_the_warm_start_on_tier_a_only(capsys) -> None:

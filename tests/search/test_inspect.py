@@ -29,7 +29,7 @@ def test_the_progress_plot_shows_each_rounds_best_so_far(tmp_path) -> None:
     run = run_numpy_search(tmp_path / "run")
     ax = progress_figure(run).axes[0]
     assert ax.get_xlabel() == "evaluations"
-    assert ax.get_ylabel() == "best fitness: log(warm start's metric / metric)"
+    assert ax.get_ylabel() == "best fitness: log(AdamW warm start's metric / metric)"
     records = run.evaluated()
     rounds = sorted({r["round"] for r in records})
     series = [line for line in ax.get_lines() if line.get_label().startswith("round ")]
@@ -105,3 +105,16 @@ def test_report_shows_the_learning_rate_each_task_chose(tmp_path) -> None:
     text = report(run)
     assert "mlp_mnist1d/A: fitness +0.0000, metrics [1.1, 1.1], at lr x3.16\n" in text
     assert "metrics [1.44, 1.44], at lr x100 (the edge of its grid)" in text
+
+
+def test_the_progress_plot_names_another_warm_start_apart(tmp_path) -> None:
+    """Fitness is always against the library's AdamW warm start: a run started from
+    another program shows that program's own fitness as a line of its own."""
+    run = run_numpy_search(tmp_path / "run", warm_start="adamw")
+    ax = progress_figure(run).axes[0]
+    warm = next(r for r in run.evaluated() if r["id"] == 0)
+    lines = {line.get_label(): line.get_data()[1] for line in ax.get_lines()
+             if "warm start" in line.get_label()}
+    assert set(lines) == {"AdamW warm start (at its best learning rate)",
+                          "this run's warm start, adamw"}
+    assert list(lines["this run's warm start, adamw"]) == [warm["fitness"]] * 2
