@@ -238,7 +238,7 @@ def _simplify(args: argparse.Namespace) -> None:
 def _funnel(args: argparse.Namespace) -> None:
     from dsl import library as lib
     from evaluators.catalog import held_out
-    from search.funnel import BASELINES, COLUMNS, baselines_table, funnel, funnel_seeds, table
+    from search.funnel import BASELINES, baselines_table, columns, funnel, funnel_seeds, table
     from search.rundir import RunDir, RunDirError
 
     if args.top < 1:
@@ -301,7 +301,7 @@ def _funnel(args: argparse.Namespace) -> None:
     except OSError as e:
         raise Stopped(f"funnel stopped: cannot write {e.filename}: {e.strerror}{after}") from None
     print(table(rows))
-    print(COLUMNS)
+    print(columns(names))
     print("tuned baselines (mean metric at the chosen learning-rate multiplier):")
     print(baselines_table(run.funnel()))
     print(f"wrote {run.path / 'funnel.json'}")

@@ -1,7 +1,7 @@
 """The task-suite report: do the proxy tasks separate optimizers, and do tiers agree?
 
-For each task, classical optimizers (SGD with momentum, AdamW, Lion, Adafactor, Adan)
-are each tuned by learning-rate calibration and trained on ``--seeds`` seeds:
+For each task, classical and modern optimizers (SGD with momentum, AdamW, Lion,
+Adafactor, Adan, Muon) are each tuned by learning-rate calibration and trained on ``--seeds`` seeds:
 
 - **noise**: the seed noise, the standard deviation over seeds of the log metric,
   pooled over the optimizers (root mean square of each one's);
@@ -48,7 +48,7 @@ from evaluators.grid import WIDE, LrGrid
 from search.config import MutationConfig
 from search.mutation import mutate
 
-OPTIMIZERS = ("momentum", "adamw", "lion", "adafactor", "adan")
+OPTIMIZERS = ("momentum", "adamw", "lion", "adafactor", "adan", "muon")
 SEARCH_TASKS = ("mlp_mnist1d/A", "transformer_lm/A")
 
 

@@ -223,16 +223,25 @@ def _previous(run: RunDir, tiers: dict[str, list[str]], setup: dict[str, object]
     return rows, saved["baseline_runs"]
 
 
-#: What the funnel table's columns mean, printed under it.
+#: What the funnel table's columns mean, printed under it (see :func:`columns`).
 COLUMNS = """\
 columns: fitness = log(baseline metric / metric) against the best of the tuned baselines
-on each task (AdamW, Lion, SGD with momentum; each program and baseline at its best
+on each task ({baselines}; each program and baseline at its best
 learning rate, on seeds the search never used), mean over tasks, ± its standard error
 over seeds; 0 = as good as the best baseline, higher is better, failed = -1e9.
   search    the fitness the search saw (tier A, its own baseline)   B, C  larger tiers
   held out  tasks the search never trained on     passed  last tier beaten by --margin
   verdict   the last tier run against the best baseline, noise = 2 standard errors
   -         a tier not run (C runs only after B passes)"""
+
+
+def columns(baselines: tuple[str, ...] = BASELINES) -> str:
+    """What the funnel table's columns mean, naming the baselines it was run against.
+
+    >>> columns(("adamw", "muon")).splitlines()[1][:25]
+    'on each task (adamw, muon'
+    """
+    return COLUMNS.format(baselines=", ".join(baselines))
 
 
 def table(rows: list[FunnelRow]) -> str:

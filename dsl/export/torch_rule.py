@@ -4,7 +4,7 @@ longer needs, as a hand-written PyTorch optimizer does."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dsl import ops
 from dsl.export.jax_rule import LEAF, SCALAR, ShapeExpr, shape_exprs
@@ -105,7 +105,12 @@ def torch_rule_source(p: Program, core: tuple[int, ...], returns: str,
         else:
             fresh = torch_fresh(op, texts, [not a.tensor for a in args])
             lines.append(f"    {target} = {fresh}")
-        # a function that may return an argument itself makes no tensor of its own
+        # A function that may return an argument itself makes no tensor of its own, and
+        # that argument may no longer be overwritten either: the two may be one tensor.
+        if op.may_alias:
+            for a in args:
+                if a.owned and a.name is not None and env.get(a.name) == a:
+                    env[a.name] = replace(a, owned=False)
         owned = tensor and not op.may_alias
         return _Value(target, target, tensor, wide, owned=owned, shape=shape)
 

@@ -131,7 +131,7 @@ def load_generated(text: str, name: str, tmp_path):
     return module
 
 
-def rule_runs(program, tmp_path, reference: str, steps: int = 4):
+def rule_runs(program, tmp_path, reference: str, steps: int = 4, shape=(6, 5)):
     """(ours, reference) outputs of the in-place PyTorch rule and of a reference
     rule, step after step, each fed its own states, in float64 (so rounding
     cannot tell them apart); asserts that the in-place rule never writes w or g
@@ -145,7 +145,7 @@ def rule_runs(program, tmp_path, reference: str, steps: int = 4):
     fresh_mod = load_generated(export_source(program, "fresh", inplace=False), "fresh", tmp_path)
     p = parse(ours_mod.SOURCE)
     rng = np.random.default_rng(0)
-    w = rng.standard_normal((6, 5))
+    w = rng.standard_normal(shape)
     shapes = abstract.check(p, w.shape).states  # each state at its own shape
     start = [np.zeros(shapes[s.name].shape) if s.init == "zeros" else w.copy() for s in p.states]
     as_tuple = (lambda x: x) if p.states else (lambda x: (x,))
@@ -181,10 +181,10 @@ def rule_runs(program, tmp_path, reference: str, steps: int = 4):
         torch.set_default_dtype(previous)
 
 
-def assert_rule_agrees(program, tmp_path, reference: str) -> None:
-    for got, want, source in rule_runs(program, tmp_path, reference):
+def assert_rule_agrees(program, tmp_path, reference: str, shape=(6, 5)) -> None:
+    for got, want, source in rule_runs(program, tmp_path, reference, shape=shape):
         for a, b in zip(got, want, strict=True):
-            a, b = (np.broadcast_to(np.asarray(x, np.float64), (6, 5)) for x in (a, b))
+            a, b = (np.broadcast_to(np.asarray(x, np.float64), shape) for x in (a, b))
             np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True,
                                        err_msg=source)
 
@@ -202,6 +202,21 @@ def test_writing_in_place_changes_no_value_on_random_programs(p, tmp_path_factor
     except ProgramError:
         assume(False)
     assert_rule_agrees(p, tmp_path_factory.mktemp("export"), "fresh")
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (7,), ()])
+def test_a_function_that_may_return_its_argument_shares_no_tensor_overwritten(
+        shape, tmp_path) -> None:
+    """newton_schulz leaves a value that is not a matrix as it is, and factor_row an
+    unfactored one: the PyTorch rule overwrites neither its argument nor its result
+    while the other is still read (a search's Muon variant exported wrong this way)."""
+    for body in ("o = newton_schulz(h)\n  a = h / 3.0\n  u = o + a",
+                 "o = newton_schulz(h)\n  o = o * 3.0\n  u = o + h",
+                 "o = factor_row(h)\n  c = factor_col(h)\n  o = unfactor(o, c, h)\n"
+                 "  a = h / 3.0\n  u = o + a"):
+        p = parse(f"def train(w, g, lr, t, m):\n  m = interp(g, m, 0.9)\n  h = m * 2.0\n"
+                  f"  {body}\n  u = u * lr\n  return u, m\n")
+        assert_rule_agrees(p, tmp_path, "numpy", shape=shape)
 
 
 def test_the_torch_rule_writes_in_place_where_values_die() -> None:
