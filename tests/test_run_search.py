@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -527,3 +528,38 @@ def test_inspect_plots_of_a_broken_funnel_json_is_one_line(tmp_path, capsys) -> 
     err = capsys.readouterr().err
     assert err.startswith(f"error: {run.funnel_path}: ") and len(err.strip().splitlines()) == 1
     assert (run.path / "progress.png").exists()  # what could be drawn was
+
+
+def test_a_search_from_muon_runs_end_to_end(tmp_path) -> None:
+    """Muon as the warm start: search, funnel (Muon among the tuned baselines),
+    simplify and export, each through the command line."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("warm_start: muon\ntasks: [quadratic/A]\nseeds: [0]\npopulation: 4\n")
+    searched = run_cli("--config", str(cfg), "--serial", "--max-evals", "6", "--run-dir",
+                       str(tmp_path / "run"))
+    assert searched.returncode == 0, searched.stderr
+    assert re.search(r"against AdamW, the library's warm start \(this search started from "
+                     r"muon: [-+]\d+\.\d{4}\), at its best learning rate on quadratic/A",
+                     searched.stdout), searched.stdout
+    from search.rundir import RunDir
+
+    run = RunDir(tmp_path / "run")
+    warm = next(r for r in run.history() if r["id"] == 0)
+    assert warm["mutation"]["kind"] == "warm_start" and "newton_schulz" in warm["source"]
+    assert math.isfinite(warm["fitness"]) and warm["fitness"] > -1e9
+    funneled = run_cli("funnel", str(tmp_path / "run"), "--top", "1", "--tiers", "B",
+                       "--seeds", "2", "--baselines", "adamw,muon", timeout=600)
+    assert funneled.returncode == 0, funneled.stderr
+    assert "on each task (adamw, muon;" in funneled.stdout
+    saved = run.funnel()
+    assert saved["baselines"] == ["adamw", "muon"]
+    muon_runs = saved["baseline_runs"]["muon"]
+    assert set(muon_runs) == {"quadratic/B"}
+    assert all(m is not None and math.isfinite(m) for m in muon_runs["quadratic/B"]["metrics"])
+    simplified = run_cli("simplify", str(tmp_path / "run"), "--exact-only")
+    assert simplified.returncode == 0 and "def train(" in simplified.stdout
+    exported = run_cli("export", str(tmp_path / "run"), "--id", "0", "--name", "from_muon",
+                       "--out", str(tmp_path / "out"))
+    assert exported.returncode == 0, exported.stderr
+    text = (tmp_path / "out" / "from_muon.py").read_text()
+    assert "def newton_schulz(xp" in text and "class FromMuon(" in text

@@ -335,6 +335,25 @@ def test_fingerprint_sees_factored_ops() -> None:
     assert abstract.fingerprint(factored) != abstract.fingerprint(plain)
 
 
+@pytest.mark.parametrize("body", ["o = newton_schulz(g)\nu = o * lr",
+                                  "k = is_matrix(g)\nu = g * k\nu = u + g\nu = u * lr",
+                                  "k = fan_in(g)\nu = g * k\nu = u * lr",
+                                  "k = fan_out(g)\nu = g * k\nu = u * lr"])
+def test_fingerprint_sees_the_matrix_functions(body: str) -> None:
+    # Each equals `u = g * lr` on every vector and scalar leaf (the matrix functions
+    # leave them as they are, or give 1, or 0 where added): only a matrix run tells.
+    p = prog(f"{body}\nreturn u", states="")
+    plain = prog("u = g * lr\nreturn u", states="")
+    x = np.random.default_rng(0).standard_normal(7)
+    for shape in [(), (7,)]:
+        w = x[:7].reshape(shape) if shape else np.float64(x[0])
+        np.testing.assert_array_equal(abstract.run_numpy(p, w, [w], [0.1], [1.0])[0][0],
+                                      abstract.run_numpy(plain, w, [w], [0.1], [1.0])[0][0])
+    assert abstract.fingerprint(p) != abstract.fingerprint(plain)
+    assert abstract.fingerprint(p) == abstract.fingerprint(prog(f"z = g * 2.0\n{body}\n"
+                                                                "return u", states=""))
+
+
 def test_fingerprint_of_a_program_invalid_on_factored_leaves() -> None:
     # unfactor() fed a full-shaped statistic: valid on vectors, not on matrices.
     p = prog("x = g * g\nv = unfactor(x, 0.5, w)\nu = g * v\nu = u * lr\nreturn u", states="")
