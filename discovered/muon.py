@@ -258,7 +258,7 @@ def muon_rule_torch(
     v_hat = v / c2
     root = v_hat.abs_().sqrt_()
     denom = root.add_(epsilon)
-    adam = m_hat.div_(denom)
+    adam = m_hat / denom
     step = torch.where(as_tensor(torch, matrix) != 0, ortho, adam)
     return step, m, v
 

@@ -21,7 +21,9 @@ class _Value:
     otherwise a number or a 0-d tensor. ``wide``: computed from a state
     (of the states' dtype, float32 or float64, never narrower than the
     parameter's). ``owned``: a tensor this step made
-    or a state's own tensor, which may be overwritten once its value is dead.
+    or a state's own tensor, which may be overwritten once its value is dead
+    (and returned as a state without a copy). ``pinned``: an owned tensor that a
+    later value may share (a function returned it as its result), never overwritten.
     """
 
     text: str
@@ -30,6 +32,7 @@ class _Value:
     wide: bool = False
     owned: bool = False
     shape: ShapeExpr = SCALAR
+    pinned: bool = False
 
 
 def inplace_forms(op: ops.Op) -> list[tuple[int, str, tuple[int, ...]]]:
@@ -96,7 +99,8 @@ def torch_rule_source(p: Program, core: tuple[int, ...], returns: str,
         shape = shapes[s]
         for k, template, numbers in inplace_forms(op) if inplace else ():
             a = args[k]
-            if (a.owned and a.shape == shape and shape is not None and (a.wide or not wide)
+            if (a.owned and not a.pinned and a.shape == shape and shape is not None
+                    and (a.wide or not wide)
                     and [b.name for b in args].count(a.name) == 1
                     and not any(args[j].tensor and args[j].shape != SCALAR for j in numbers)
                     and dead_after(s, a.name)):
@@ -110,7 +114,7 @@ def torch_rule_source(p: Program, core: tuple[int, ...], returns: str,
         if op.may_alias:
             for a in args:
                 if a.owned and a.name is not None and env.get(a.name) == a:
-                    env[a.name] = replace(a, owned=False)
+                    env[a.name] = replace(a, pinned=True)
         owned = tensor and not op.may_alias
         return _Value(target, target, tensor, wide, owned=owned, shape=shape)
 
