@@ -153,7 +153,10 @@ def evaluate_job(job: Job) -> Result:
     """Train the job's program on its tasks and seeds; never raises.
 
     A program that does not parse fails (``FAILED``); an exception while loading
-    or training a task is an infrastructure error naming the task.
+    or training a task is an infrastructure error naming the task. Tasks run in
+    the job's order, and a program that fails one (invalid, or diverged at every
+    learning rate) is not trained on the rest: its fitness is ``FAILED`` whatever
+    they give. The result names them (``skipped``), so list cheap tasks first.
     """
     start = time.perf_counter()
     from dsl import ProgramError, parse
@@ -180,6 +183,8 @@ def evaluate_job(job: Job) -> Result:
             where = task
             results.append(evaluate(program, task, tuple(job["seeds"]), lr_grid=grid,
                                     centre=centres.get(task), baseline_value=bases.get(task)))
+            if results[-1].failed:  # FAILED whatever the other tasks give: spare them
+                break
     except Exception as e:  # not the program's fault: never its fitness
         return infra_result(job, f"{where}: {type(e).__name__}: {e}",
                             time.perf_counter() - start)
@@ -189,10 +194,12 @@ def evaluate_job(job: Job) -> Result:
                  "baseline_lr": r.baseline_lr,
                  "lr_grid": [list(p) for p in r.lr_grid]} if grid is not None else {})
              for r in results}
+    skipped = [task for task in job["tasks"] if task not in tasks]
     return {"id": job["id"], "fitness": combine(r.fitness for r in results), "tasks": tasks,
             "error": None, "worker": f"{socket.gethostname()}:{os.getpid()}",
             "timing": {"wall_time": time.perf_counter() - start,
-                       "compile_time": sum(r.compile_time for r in results)}}
+                       "compile_time": sum(r.compile_time for r in results)}} | (
+                {"skipped": skipped} if skipped else {})
 
 
 class SerialExecutor:

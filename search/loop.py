@@ -302,7 +302,7 @@ class Search:
             "worker": result.get("worker"), "lr_centre": cand.lr_centre,
             "timing": result.get("timing", {}) | {"finished_at": time.time()},
             "config_hash": self.config_hash,
-        })
+        } | ({"skipped": result["skipped"]} if result.get("skipped") else {}))
         self.lines += 1
         self.last_id = cand.id
         if infra:

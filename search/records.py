@@ -65,6 +65,8 @@ class Result(TypedDict):
     worker: str
     timing: dict[str, float]
     infra: NotRequired[bool]
+    #: Tasks not trained because the program had already failed on an earlier one.
+    skipped: NotRequired[list[str]]
 
 
 class HistoryRecord(TypedDict):
@@ -85,6 +87,8 @@ class HistoryRecord(TypedDict):
     infra: NotRequired[bool]
     #: Per task, a :class:`TaskResult` (checked loosely: older runs wrote fewer fields).
     tasks: dict[str, dict[str, Any]]
+    #: Tasks not trained: the program had already failed on an earlier one.
+    skipped: NotRequired[list[str]]
     error: NotRequired[str | None]
     worker: NotRequired[str | None]
     lr_centre: NotRequired[dict[str, float] | None]

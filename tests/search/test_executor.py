@@ -19,6 +19,7 @@ from search.executor import (
     evaluate_job,
     worker_env,
 )
+from search.inspect import report
 from search.loop import Search
 from search.rundir import RunDir
 
@@ -36,6 +37,39 @@ def test_evaluate_job_never_raises() -> None:
     unknown = evaluate_job(job(3, tasks=("quadratic/A", "nope/A")))  # not the program's fault
     assert unknown["fitness"] is None and unknown["infra"] is True
     assert unknown["error"].startswith("nope/A: ValueError: unknown task 'nope/A'")
+
+
+def test_a_program_that_fails_a_task_is_not_trained_on_the_next() -> None:
+    blows_up = "def train(w, g, lr, t):\n  u = g * 1000000.0\n  return u\n"
+    res = evaluate_job(job(4, blows_up, tasks=("quadratic/A", "mlp_mnist1d/A", "nope/A")))
+    # FAILED by its own divergence: the tasks after it never load (no infrastructure error)
+    assert res["fitness"] == FAILED and not res.get("infra") and res["error"] is None
+    assert list(res["tasks"]) == ["quadratic/A"] and res["tasks"]["quadratic/A"]["diverged"]
+    assert res["skipped"] == ["mlp_mnist1d/A", "nope/A"]
+    # a program that runs every task has nothing skipped
+    ok = evaluate_job(job(5, tasks=("quadratic/A", "quadratic/B")))
+    assert list(ok["tasks"]) == ["quadratic/A", "quadratic/B"] and "skipped" not in ok
+
+
+def test_the_history_names_the_tasks_a_failed_program_skipped(tmp_path) -> None:
+    def fake(j):
+        failed = j["id"] % 2 == 1
+        return {"id": j["id"], "fitness": FAILED if failed else 0.0, "error": None,
+                "tasks": {"quadratic/A": {"fitness": FAILED if failed else 0.0, "metrics": [1.0],
+                                          "steps": [300], "diverged": failed, "error": None,
+                                          "baseline": 1.0}},
+                "worker": "test", "timing": {"wall_time": 0.0}} | (
+                    {"skipped": ["quadratic/B"]} if failed else {})
+
+    cfg = SearchConfig(executor="serial", population=4, max_evals=6, seed=0, seeds=[0],
+                       tasks=["quadratic/A", "quadratic/B"], lr_grid=None)
+    run = RunDir.create(tmp_path / "run", cfg)
+    Search.open(cfg, run).run_until_done(SerialExecutor(fake))
+    fresh = [r for r in run.history() if not r["cached"]]
+    assert {r.get("skipped") is not None for r in fresh} == {True, False}
+    assert all(r["skipped"] == ["quadratic/B"] for r in fresh if r["fitness"] == FAILED)
+    failed = next(r["id"] for r in fresh if r["fitness"] == FAILED)
+    assert "quadratic/B: not trained (the program had already failed)" in report(run, program_id=failed)
 
 
 def test_failed_fitness_is_the_evaluators_own() -> None:
