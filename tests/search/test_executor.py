@@ -69,7 +69,8 @@ def test_the_history_names_the_tasks_a_failed_program_skipped(tmp_path) -> None:
     assert {r.get("skipped") is not None for r in fresh} == {True, False}
     assert all(r["skipped"] == ["quadratic/B"] for r in fresh if r["fitness"] == FAILED)
     failed = next(r["id"] for r in fresh if r["fitness"] == FAILED)
-    assert "quadratic/B: not trained (the program had already failed)" in report(run, program_id=failed)
+    shown = report(run, program_id=failed)
+    assert "quadratic/B: not trained (the program had already failed)" in shown
 
 
 def test_failed_fitness_is_the_evaluators_own() -> None:
