@@ -2,8 +2,8 @@
 
 One jitted training step (loss, gradient, optimizer update, apply) of a small
 MLP, with ``to_optax(Lion)``, ``to_optax(AdamW)`` and ``to_optax(Muon)`` against
-``optax.lion``, ``optax.adamw`` and ``optax.contrib.muon``, timed in the same run and interleaved so machine noise hits
-both sides alike. Goal: ratio <= 1.05.
+``optax.lion``, ``optax.adamw`` and ``optax.contrib.muon``, timed in the same run
+and interleaved so machine noise hits both sides alike. Goal: ratio <= 1.05.
 
     python benchmarks/bench_step.py [--rounds 15] [--steps 100]
 

@@ -15,7 +15,8 @@ code, and a helper is written once.
 >>> o = newton_schulz(np, np.random.default_rng(0).standard_normal((4, 8)))
 >>> np.round(np.linalg.svd(o)[1], 1)  # singular values near 1 (Muon's iteration)
 array([1.1, 1. , 0.9, 0.8])
->>> float(is_matrix(np, np.ones((4, 8)))), float(fan_in(np, np.ones((4, 8)))), float(fan_out(np, 2.0))
+>>> x = np.ones((4, 8))
+>>> float(is_matrix(np, x)), float(fan_in(np, x)), float(fan_out(np, 2.0))
 (1.0, 4.0, 1.0)
 """
 
