@@ -215,7 +215,8 @@ def _simplify(args: argparse.Namespace) -> None:
         centres = found.lr if grid is not None and found is not None else None
 
         def fitness(p):
-            return evaluate_all(p, tasks, seeds, lr_grid=grid, centres=centres)[1]
+            return evaluate_all(p, tasks, seeds, lr_grid=grid, centres=centres,
+                                until_failure=True)[1]
 
         how = (f", each variant at its best of {grid.points} learning rates x{grid.ratio:.3g} "
                "apart around the program's" if grid is not None else "")

@@ -261,6 +261,7 @@ def evaluate_all(
     program: Program, task_names: list[str], seeds: tuple[int, ...] = (0, 1),
     *, baseline: str = BASELINE, lr_grid: LrGrid | None = None,
     centres: dict[str, float] | None = None, progress: Callable[[str], None] | None = None,
+    until_failure: bool = False,
 ) -> tuple[list[EvalResult], float]:
     """Evaluate on several tasks; return the results and the combined fitness.
 
@@ -268,11 +269,15 @@ def evaluate_all(
     centred on ``centres[task]`` where given. With ``progress``, a line is
     reported per task (per task and seed without a grid: each seed is then
     trained alone, which gives the same result to float rounding, since each
-    seed's run does not depend on the others).
+    seed's run does not depend on the others). With ``until_failure``, the tasks
+    after the first one the program fails on are not trained (the combined
+    fitness is ``FAILED`` whatever they give) and have no result.
     """
     if progress is None or lr_grid is not None:
         results = []
         for name in task_names:
+            if until_failure and results and results[-1].failed:
+                break
             r = evaluate(program, name, seeds, baseline=baseline, lr_grid=lr_grid,
                          centre=(centres or {}).get(name))
             if progress:
@@ -283,6 +288,8 @@ def evaluate_all(
     else:
         results = []
         for name in task_names:
+            if until_failure and results and results[-1].failed:
+                break
             parts = []
             for seed in _seeds(seeds):
                 r = evaluate(program, name, (seed,), baseline=baseline)

@@ -74,7 +74,9 @@ class SearchConfig(BaseModel):
         description="A round ends after this many evaluations without improvement.")
     tasks: list[str] = Field(
         default_factory=lambda: ["mlp_mnist1d/A", "transformer_lm/A"],
-        description="Proxy tasks the fitness is measured on (never held-out ones).")
+        description="Proxy tasks the fitness is measured on (never held-out ones), trained "
+        "in this order: a program that fails one is not trained on the rest, so cheap tasks "
+        "first.")
     task_modules: list[str] = Field(
         default_factory=list,
         description="Python modules that register a user's own tasks "

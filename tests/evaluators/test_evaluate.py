@@ -153,3 +153,15 @@ def test_evaluate_all_calibrates_each_task_around_its_centre() -> None:
         update={"wall_time": results[0].wall_time, "compile_time": results[0].compile_time})
     assert len(lines) == 1 and lines[0].startswith("quadratic/A: metric ")
     assert " at lr x" in lines[0]
+
+
+def test_evaluate_all_until_failure_trains_no_task_after_the_first_failure() -> None:
+    blows_up = parse("def train(w, g, lr, t):\n  u = g * 1000000.0\n  return u\n")
+    tasks = ["quadratic/A", "quadratic/B"]
+    every, combined = evaluate_all(blows_up, tasks, (0,))
+    assert [r.task for r in every] == tasks and combined == FAILED
+    first, combined = evaluate_all(blows_up, tasks, (0,), until_failure=True)
+    assert [r.task for r in first] == ["quadratic/A"] and first[0].diverged
+    assert combined == FAILED
+    ok, combined = evaluate_all(library.get("warmstart"), tasks, (0,), until_failure=True)
+    assert [r.task for r in ok] == tasks and abs(combined) < 1e-6
