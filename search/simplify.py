@@ -7,7 +7,8 @@ Four passes, each logged step by step:
     fingerprint is unchanged: ``x / sqrt(x * x)`` and ``x / abs(x)`` become
     ``sign(x)``, two chained interpolations toward the same input become one
     (``interp(a, interp(a, x, b1), b2) = interp(a, x, b1 * b2)``), identities
-    (``x * 1``, ``x + 0``, ``x - 0``, ``x / 1``, ``-(-x)``) disappear, and
+    (``x * 1``, ``x + 0``, ``x - 0``, ``x / 1``, ``-(-x)``, ``interp(x, x, b)``,
+    ``interp(x, y, 0)`` and ``interp(x, y, 1)``) disappear, and
     statements of constants alone are folded;
 (c) ablation: each statement is removed (its uses read its first input
     instead) and the removal kept when fitness stays within ``tolerance``;
@@ -112,6 +113,10 @@ def _rewrites(p: Program, i: int) -> list[tuple[str, Program]]:
             propose(f"{st.to_source()} after {inner.to_source()}: one interpolation "
                     f"with weight {beta!r}", Statement(st.target, "interp",
                                                      (a[0], inner.args[1], beta)))
+    if st.op == "interp" and a[0] == a[1]:  # a weighted mean of x and x
+        propose(f"{st.to_source()}: an interpolation between x and x is x", alias=a[0])
+    elif st.op == "interp" and a[2] in (0.0, 1.0):  # all weight on one end
+        propose(f"{st.to_source()}: weight {a[2]!r}", alias=a[int(a[2])])
     identity = ops.OPS[st.op].identity  # x * 1, x - 0 (and 1 * x, 0 + x) are x
     if identity is not None and ops.OPS[st.op].commutative and a[0] == identity:
         propose(f"{st.to_source()}: identity", alias=a[1])

@@ -26,6 +26,22 @@ def test_identities_and_constants_fold() -> None:
     assert abstract.fingerprint(result.program) == abstract.fingerprint(p)
 
 
+def test_degenerate_interpolations_disappear() -> None:
+    # mutation makes these (a search from Muon found interp(g, g, g)): x, x, or one end
+    p = parse("def train(w, g, lr, t, m):\n  a = interp(g, g, 0.7)\n  m = interp(m, a, 1.0)\n"
+              "  b = interp(m, w, 0.0)\n  u = b * lr\n  return u, m\n")
+    result = simplify(p)
+    assert result.program.to_source() == "def train(w, g, lr, t):\n  u = g * lr\n  return u\n"
+    assert abstract.fingerprint(result.program) == abstract.fingerprint(p)
+    assert result.log == ["rewrite: a = interp(g, g, 0.7): an interpolation between x and x is x",
+                          "rewrite: m = interp(m, g, 1.0): weight 1.0",
+                          "rewrite: b = interp(g, w, 0.0): weight 0.0"]
+    # a real interpolation stays
+    ema = parse("def train(w, g, lr, t, m):\n  m = interp(g, m, 0.9)\n  u = m * lr\n"
+                "  return u, m\n")
+    assert simplify(ema).program == ema
+
+
 def test_without_fitness_nothing_that_changes_the_function_happens() -> None:
     lion = library.get("lion")
     assert simplify(lion).program == lion
