@@ -55,7 +55,17 @@ def search(method: str, out: Path, **fields) -> RunDir:
     run = RunDir.create(out / method, cfg)
     start = time.perf_counter()
     searcher = Search.open(cfg, run)
-    searcher.run_until_done(make_executor(cfg))
+    shown = [0]
+    step = max(1, cfg.max_evals // 10)
+
+    def progress(stats) -> None:  # a line every tenth of the budget: full runs take an hour
+        if stats.evaluated >= shown[0] + step:
+            shown[0] = stats.evaluated - stats.evaluated % step
+            best = "none yet" if stats.best is None else f"{stats.best:+.4f}"
+            print(f"  {method}: {stats.evaluated}/{cfg.max_evals} evaluations, "
+                  f"{stats.elapsed:.0f} s, best {best}", flush=True)
+
+    searcher.run_until_done(make_executor(cfg), progress)
     best = run.best()
     print(f"{method}: {searcher.evaluated} evaluations in {time.perf_counter() - start:.0f} s, "
           f"best search fitness {best.fitness:+.4f} (program {best.id})", flush=True)
