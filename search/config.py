@@ -64,8 +64,9 @@ class SearchConfig(BaseModel):
     population: int = Field(32, ge=2, le=1_000_000,
                             description="Population size P (the paper used 1,000).")
     tournament: int = Field(2, ge=1, le=1_000_000, description="Tournament size T.")
-    max_evals: int = Field(160, ge=1, le=10**9,
-                           description="Programs to evaluate, cache hits included.")
+    max_evals: int = Field(
+        160, ge=1, le=10**9, description="Programs to train: a cache hit (a program "
+        "equivalent to one already trained) is recorded but not counted.")
     restarts: int = Field(
         2, ge=1, le=1_000_000,
         description="Independent rounds from the warm start before exploiting the best.")
