@@ -124,6 +124,8 @@ BENCHMARK_SIZES = {
     "bench_reliability.py": ["--cycles", "1", "--max-evals", "10"],
     "bench_grid.py": ["--points", "2", "--tasks", "quadratic/A", "--repeats", "1"],
     "bench_discovery.py": ["--quick", "--evals", "3", "--tasks", "quadratic/A"],
+    "bench_dynamics.py": ["--seeds", "2", "--evals", "3", "--tasks", "quadratic/A", "--jobs",
+                          "1", "--setting", "default", "--setting", "T1", "tournament=1"],
     "bench_tasks.py": ["--seeds", "3", "--tasks", "quadratic/A", "quadratic/B",
                        "--optimizers", "sgd", "adamw", "--programs", "4",
                        "--search-tasks", "quadratic/A", "--held-out", "quadratic/A"],
