@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 import time
@@ -37,6 +36,8 @@ from multiprocessing import get_context
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.stats import mean_se  # noqa: E402
 
 #: The comparison run without ``--setting``: the defaults, then one change at a time.
 SETTINGS: dict[str, dict] = {
@@ -89,14 +90,6 @@ def one_search(name: str, seed: int, fields: dict, out: str) -> dict:
         "failed": sum(1 for r in fresh if r["fitness"] is not None and r["fitness"] <= FAILED),
         "search_s": searched, "retest_s": time.perf_counter() - start - searched,
     }
-
-
-def mean_se(values: list[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, math.nan
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
 
 
 def parse_settings(items: list[list[str]] | None) -> dict[str, dict]:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
-from benchmarks.bench_dynamics import SETTINGS, config_fields, mean_se, parse_settings, summarize
+from benchmarks.bench_dynamics import SETTINGS, config_fields, parse_settings, summarize
 from search.config import SearchConfig
 
 
@@ -35,12 +33,6 @@ def test_settings_parse_json_values_and_name_a_bad_item() -> None:
         parse_settings([["x", "population"]])
     with pytest.raises(ValueError, match="--setting x is named twice"):
         parse_settings([["x"], ["x", "tournament=4"]])
-
-
-def test_mean_and_standard_error() -> None:
-    assert mean_se([1.0, 2.0, 3.0]) == pytest.approx((2.0, math.sqrt(1 / 3)))
-    mean, se = mean_se([5.0])
-    assert mean == 5.0 and math.isnan(se)
 
 
 def test_the_summary_pairs_seeds_and_counts_a_failed_retest_as_the_warm_start() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("dsl", "evaluators", "search", "discovered")
+PACKAGES = ("dsl", "evaluators", "search", "discovered", "benchmarks")
 
 
 def modules_with_examples() -> list[str]:
