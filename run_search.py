@@ -432,7 +432,9 @@ def _progress(stats) -> None:
     phase = "explore" if stats.exploring else "exploit"
     line = (f"evals {stats.evaluated}/{stats.max_evals} | {stats.rate:.2f}/s | "
             f"cache hits {stats.hit_rate:.0%} of {stats.proposals} | best {best} vs AdamW | "
-            f"failed {stats.failed} | infra errors {stats.infra} | "
+            f"failed {stats.failed} | "
+            + (f"below hurdle {stats.screened} | " if stats.screened else "")
+            + f"infra errors {stats.infra} | "
             f"round {stats.round} ({phase})")
     if sys.stdout.isatty():
         print("\r" + line.ljust(120), end="", flush=True)

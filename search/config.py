@@ -84,6 +84,14 @@ class SearchConfig(BaseModel):
         description="Proxy tasks the fitness is measured on (never held-out ones), trained "
         "in this order: a program that fails one is not trained on the rest, so cheap tasks "
         "first.")
+    hurdle: float | None = Field(
+        -0.1, le=0, description="A program whose fitness on the tasks trained so far (their "
+        "mean) is below this after a task is not trained on the tasks after it: its fitness "
+        "is that mean, and its record lists them as skipped (a hurdle, as AutoML-Zero's). "
+        "-0.1 is a metric about 10% worse than the warm start's, which the later tasks, "
+        "each within a few percent of it for every program measured, cannot make up; at most "
+        "0, so a program as good as the warm start is always trained on every task. null "
+        "trains every program on every task.")
     task_modules: list[str] = Field(
         default_factory=list,
         description="Python modules that register a user's own tasks "
@@ -156,8 +164,15 @@ class SearchConfig(BaseModel):
         return self
 
     def identity(self) -> dict[str, Any]:
-        """The fields that define the search (all but :data:`RUNTIME_FIELDS`), as JSON data."""
-        return self.model_dump(mode="json", exclude=set(RUNTIME_FIELDS))
+        """The fields that define the search (all but :data:`RUNTIME_FIELDS`), as JSON data;
+        a field of :data:`ADDED_FIELDS` at the value runs made before it had is left out,
+        so those runs keep their identity.
+
+        >>> "hurdle" in SearchConfig().identity(), "hurdle" in SearchConfig(hurdle=None).identity()
+        (True, False)
+        """
+        data = self.model_dump(mode="json", exclude=set(RUNTIME_FIELDS))
+        return {k: v for k, v in data.items() if k not in ADDED_FIELDS or v != ADDED_FIELDS[k]}
 
     def identity_hash(self) -> str:
         """A short hash of :meth:`identity`: equal for two configs of the same search.
@@ -170,6 +185,12 @@ class SearchConfig(BaseModel):
         text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+
+#: Fields added after runs were made without them, with the value that reproduces what
+#: those runs did: a run's ``config.json`` that lacks one reads it so
+#: (:meth:`search.rundir.RunDir.config`), and :meth:`SearchConfig.identity` leaves it out
+#: at that value, so such a run resumes as the search it was.
+ADDED_FIELDS: dict[str, Any] = {"hurdle": None}
 
 #: Fields a resumed search may change: how much it runs, where, and how fast; not what
 #: it searches (``max_evals`` may grow a run).

@@ -103,12 +103,12 @@ class Evolution:
 
     def _centre(self, parent: Member | None) -> dict[str, float] | None:
         """Where a child's learning-rate grid is centred: its parent's multipliers
-        (the warm start's without a parent or where the parent has none)."""
+        (the warm start's without a parent, and on tasks the parent was not trained on)."""
         grid = self.cfg.lr_grid
         if grid is None or not grid.follow_parent:
             return None
-        lr = parent.lr if parent is not None and parent.lr else self.warm_lr
-        return dict(lr) if lr else None
+        lr = (self.warm_lr or {}) | (parent.lr if parent is not None and parent.lr else {})
+        return lr or None
 
     def retry(self, candidate: Candidate) -> None:
         """Hand back a candidate whose evaluation could not run: asked again next."""

@@ -156,7 +156,10 @@ def evaluate_job(job: Job) -> Result:
     or training a task is an infrastructure error naming the task. Tasks run in
     the job's order, and a program that fails one (invalid, or diverged at every
     learning rate) is not trained on the rest: its fitness is ``FAILED`` whatever
-    they give. The result names them (``skipped``), so list cheap tasks first.
+    they give. With the job's ``hurdle``, a program whose mean fitness on the tasks
+    trained so far is below it is not trained on the rest either (``screened``): its
+    fitness is that mean. The result names the tasks not trained (``skipped``), so
+    list cheap tasks first.
     """
     start = time.perf_counter()
     from dsl import ProgramError, parse
@@ -178,12 +181,16 @@ def evaluate_job(job: Job) -> Result:
 
         grid = None if job.get("lr_grid") is None else LrGrid.model_validate(job["lr_grid"])
         centres, bases = job.get("lr_centre") or {}, job.get("baselines") or {}
+        hurdle, screened = job.get("hurdle"), False
         results = []
         for task in job["tasks"]:
             where = task
             results.append(evaluate(program, task, tuple(job["seeds"]), lr_grid=grid,
                                     centre=centres.get(task), baseline_value=bases.get(task)))
             if results[-1].failed:  # FAILED whatever the other tasks give: spare them
+                break
+            if hurdle is not None and combine(r.fitness for r in results) < hurdle:
+                screened = len(results) < len(job["tasks"])
                 break
     except Exception as e:  # not the program's fault: never its fitness
         return infra_result(job, f"{where}: {type(e).__name__}: {e}",
@@ -199,7 +206,7 @@ def evaluate_job(job: Job) -> Result:
             "error": None, "worker": f"{socket.gethostname()}:{os.getpid()}",
             "timing": {"wall_time": time.perf_counter() - start,
                        "compile_time": sum(r.compile_time for r in results)}} | (
-                {"skipped": skipped} if skipped else {})
+                {"skipped": skipped} if skipped else {}) | ({"screened": True} if screened else {})
 
 
 class SerialExecutor:

@@ -81,8 +81,10 @@ def _describe(found: RunProgram, records: list[dict[str, Any]], warm: str) -> li
               + (" (the edge of its grid)" if t.get("lr_at_edge") else "")
               if t.get("lr_multiplier") else "")
         lines.append(f"  {task}: fitness {t['fitness']:+.4f}, metrics {t['metrics']}{lr}")
+    why = ("its fitness on the tasks before was below the hurdle" if rec.get("screened")
+           else "the program had already failed")
     for task in rec.get("skipped", []):
-        lines.append(f"  {task}: not trained (the program had already failed)")
+        lines.append(f"  {task}: not trained ({why})")
     source = found.program.to_source()
     lines.append(source.rstrip())
     dead = len(found.genome.statements) - len(found.program.statements)

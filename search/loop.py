@@ -91,6 +91,7 @@ class Stats:
     exploring: bool
     failed: int = 0
     infra: int = 0
+    screened: int = 0  # programs below the hurdle, not trained on the later tasks
 
     @property
     def rate(self) -> float:
@@ -203,7 +204,7 @@ class Search:
         cfg = self.cfg
         self.evo, self.cache = Evolution.start(cfg, self.warm), Cache()
         self.evaluated = self.proposals = self.lines = 0
-        self.failed = self.infra = 0
+        self.failed = self.infra = self.screened = 0
         self.last_id: int | None = None
         if state is None:
             return
@@ -212,6 +213,7 @@ class Search:
         self.evaluated, self.proposals = state["evaluated"], state["proposals"]
         self.lines = state["history_lines"]
         self.failed, self.infra = state.get("failed", 0), state.get("infra", 0)
+        self.screened = state.get("screened", 0)
 
     def _disagreement(self, state: dict[str, Any]) -> str | None:
         """Why ``state`` cannot be continued from (None if it can): it does not match
@@ -269,6 +271,7 @@ class Search:
                                         "lr": lr_of(rec.get("tasks", {})) or None})
                 self.evaluated += 1
                 self.failed += rec["fitness"] <= FAILED
+                self.screened += bool(rec.get("screened"))
             self.proposals += 1
             self.evo.tell(cand, rec["fitness"], lr=self._lr(rec), fresh=not rec["cached"])
         self.evo.next_id = max(self.evo.next_id, last + 1)
@@ -286,6 +289,7 @@ class Search:
             "version": 1, "evolution": self.evo.state_dict(), "cache": self.cache.state_dict(),
             "evaluated": self.evaluated, "proposals": self.proposals,
             "history_lines": self.lines, "failed": self.failed, "infra": self.infra,
+            "screened": self.screened,
             "last_id": self.last_id, "config": self.cfg.identity(),
         })
 
@@ -302,7 +306,7 @@ class Search:
             "worker": result.get("worker"), "lr_centre": cand.lr_centre,
             "timing": result.get("timing", {}) | {"finished_at": time.time()},
             "config_hash": self.config_hash,
-        } | ({"skipped": result["skipped"]} if result.get("skipped") else {}))
+        } | {key: result[key] for key in ("skipped", "screened") if result.get(key)})
         self.lines += 1
         self.last_id = cand.id
         if infra:
@@ -348,9 +352,11 @@ class Search:
                                "tasks": list(cfg.tasks), "seeds": list(cfg.seeds)}
         if cfg.task_modules:
             job["task_modules"] = list(cfg.task_modules)
+        warm = cand.id == 0
+        if cfg.hurdle is not None and not warm:  # the warm start is every task's baseline
+            job["hurdle"] = cfg.hurdle
         if cfg.lr_grid is None:
             return job
-        warm = cand.id == 0
         job["lr_grid"] = (WIDE if warm else cfg.lr_grid).model_dump()
         job["lr_centre"] = None if warm else cand.lr_centre
         job["baselines"] = {t: b["metric"] for t, b in self.baselines.items()} or None
@@ -410,6 +416,7 @@ class Search:
                                         "lr": lr_of(result.get("tasks", {})) or None})
                 self.evaluated += 1
                 self.failed += result["fitness"] <= FAILED
+                self.screened += bool(result.get("screened"))
                 if self.evaluated % self.cfg.checkpoint_every == 0:
                     self.checkpoint()
             if progress:
@@ -448,7 +455,8 @@ class Search:
         best = self.evo.best
         return Stats(self.evaluated, self.proposals, self.cfg.max_evals, elapsed,
                      self.cache.hit_rate, None if best is None else best.fitness,
-                     self.evo.round, self.evo.exploring, self.failed, self.infra)
+                     self.evo.round, self.evo.exploring, self.failed, self.infra,
+                     self.screened)
 
 
 __all__ = ["RunDirError", "Search", "SearchStopped", "Stats", "failure_message", "is_path",

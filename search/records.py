@@ -37,6 +37,8 @@ class Job(TypedDict):
     lr_grid: NotRequired[dict[str, Any]]
     lr_centre: NotRequired[dict[str, float] | None]
     baselines: NotRequired[dict[str, float] | None]
+    #: The fitness below which the tasks after the current one are not trained.
+    hurdle: NotRequired[float | None]
 
 
 class TaskResult(TypedDict):
@@ -65,8 +67,10 @@ class Result(TypedDict):
     worker: str
     timing: dict[str, float]
     infra: NotRequired[bool]
-    #: Tasks not trained because the program had already failed on an earlier one.
+    #: Tasks not trained because the program had already failed on an earlier one, or
+    #: (``screened``) its fitness on the earlier ones was below the search's hurdle.
     skipped: NotRequired[list[str]]
+    screened: NotRequired[bool]
 
 
 class HistoryRecord(TypedDict):
@@ -87,8 +91,10 @@ class HistoryRecord(TypedDict):
     infra: NotRequired[bool]
     #: Per task, a :class:`TaskResult` (checked loosely: older runs wrote fewer fields).
     tasks: dict[str, dict[str, Any]]
-    #: Tasks not trained: the program had already failed on an earlier one.
+    #: Tasks not trained: the program had already failed on an earlier one, or
+    #: (``screened``) scored below the search's hurdle on the earlier ones.
     skipped: NotRequired[list[str]]
+    screened: NotRequired[bool]
     error: NotRequired[str | None]
     worker: NotRequired[str | None]
     lr_centre: NotRequired[dict[str, float] | None]
@@ -109,6 +115,7 @@ class Checkpoint(TypedDict):
     history_lines: int
     failed: NotRequired[int]
     infra: NotRequired[int]
+    screened: NotRequired[int]
     #: The id on the last line told, to see that the history is the one counted.
     last_id: NotRequired[int]
     #: The fields of the configuration that define the search (its identity).

@@ -24,7 +24,7 @@ No pickle: everything is JSON a person can read. A run is read from Python
 with :meth:`RunDir.best`, :meth:`RunDir.top` and :meth:`RunDir.program`:
 
 >>> import tempfile
->>> from search.config import SearchConfig
+>>> from search.config import ADDED_FIELDS, SearchConfig
 >>> run = RunDir.create(tempfile.mkdtemp() + "/run", SearchConfig())
 >>> run.best() is None  # nothing evaluated yet
 True
@@ -44,7 +44,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dsl import Program, graph, parse
-from search.config import SearchConfig
+from search.config import ADDED_FIELDS, SearchConfig
 from search.evolution import FAILED
 from search.records import (
     Checkpoint,
@@ -152,7 +152,9 @@ class RunDir:
         return run
 
     def config_fields(self) -> dict[str, Any]:
-        """``config.json`` as written: a JSON object (checked as a config by :meth:`config`)."""
+        """``config.json``'s fields (checked as a config by :meth:`config`); a field added
+        since the run was made (absent from the file) at the value that reproduces what
+        the run did (:data:`search.config.ADDED_FIELDS`)."""
         if not self.config_path.is_file():
             raise RunDirError(f"{self.path} is not a run directory: no config.json")
         try:
@@ -167,9 +169,10 @@ class RunDir:
         if not isinstance(data, dict):
             raise RunDirError(f"{self.config_path}: expected a JSON object of config fields, "
                               f"got {type(data).__name__}")
-        return data
+        return ADDED_FIELDS | data
 
     def config(self) -> SearchConfig:
+        """:meth:`config_fields` as a config; RunDirError names a bad field."""
         try:
             return SearchConfig.model_validate(self.config_fields())
         except ValidationError as e:

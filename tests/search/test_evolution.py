@@ -102,6 +102,12 @@ def test_a_child_centres_its_grid_on_its_parents_learning_rates() -> None:
     grandchild = evo.ask()  # the tournament over (warm start, child) picks the child
     assert grandchild.parent == child.id
     assert grandchild.lr_centre == {"mlp_mnist1d/A": 0.5, "transformer_lm/A": 9.0}
+    # a parent not trained on a task (below the hurdle) leaves that task at the warm start's
+    screened = Evolution.start(cfg(population=2, tournament=2), library.get("warmstart"))
+    screened.tell(screened.ask(), 0.0, lr=warm_lr)
+    first = screened.ask()
+    screened.tell(first, 1.0, lr={"mlp_mnist1d/A": 0.5})
+    assert screened.ask().lr_centre == {"mlp_mnist1d/A": 0.5, "transformer_lm/A": 5.0}
     state = json.loads(json.dumps(evo.state_dict()))  # the multipliers survive a resume
     twin = Evolution.from_state(cfg(population=2, tournament=2), library.get("warmstart"), state)
     assert [m.lr for m in twin.population] == [m.lr for m in evo.population]

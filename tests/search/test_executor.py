@@ -51,6 +51,57 @@ def test_a_program_that_fails_a_task_is_not_trained_on_the_next() -> None:
     assert list(ok["tasks"]) == ["quadratic/A", "quadratic/B"] and "skipped" not in ok
 
 
+def test_a_program_below_the_hurdle_is_not_trained_on_the_next_task() -> None:
+    slow = "def train(w, g, lr, t):\n  u = g * 0.0001\n  u = u * lr\n  return u\n"
+    res = evaluate_job(job(6, slow, tasks=("quadratic/A", "nope/A")) | {"hurdle": -0.1})
+    first = res["tasks"]["quadratic/A"]["fitness"]
+    # worse than the warm start beyond the hurdle: its fitness is the first task's alone,
+    # and the task after it never loads (no infrastructure error)
+    assert first < -0.1 and res["fitness"] == first and not res.get("infra")
+    assert res["skipped"] == ["nope/A"] and res["screened"] is True
+    # without the hurdle it is trained on the next task (which cannot load here)
+    assert evaluate_job(job(7, slow, tasks=("quadratic/A", "nope/A")))["infra"] is True
+    # as good as the warm start: over the hurdle, trained on every task
+    ok = evaluate_job(job(8, tasks=("quadratic/A", "quadratic/B")) | {"hurdle": -0.1})
+    assert list(ok["tasks"]) == ["quadratic/A", "quadratic/B"]
+    assert "skipped" not in ok and "screened" not in ok
+    # below the hurdle on the last task: nothing left to skip, so not screened
+    last = evaluate_job(job(9, slow) | {"hurdle": -0.1})
+    assert last["fitness"] == first and "screened" not in last and "skipped" not in last
+
+
+def test_the_search_sends_its_hurdle_and_counts_the_programs_below_it(tmp_path) -> None:
+    jobs = []
+
+    def fake(j):
+        jobs.append(j)
+        low = j["id"] % 2 == 1
+        return {"id": j["id"], "fitness": -0.5 if low else 0.0, "error": None,
+                "tasks": {"quadratic/A": {"fitness": -0.5 if low else 0.0, "metrics": [1.0],
+                                          "steps": [300], "diverged": False, "error": None,
+                                          "baseline": 1.0}},
+                "worker": "test", "timing": {"wall_time": 0.0}} | (
+                    {"skipped": ["quadratic/B"], "screened": True} if low else {})
+
+    cfg = SearchConfig(executor="serial", population=4, max_evals=6, seed=0, seeds=[0],
+                       tasks=["quadratic/A", "quadratic/B"], lr_grid=None, hurdle=-0.2)
+    run = RunDir.create(tmp_path / "run", cfg)
+    search = Search.open(cfg, run)
+    search.run_until_done(SerialExecutor(fake))
+    # the warm start is every task's baseline: never screened; every other job carries it
+    assert "hurdle" not in jobs[0] and {j["hurdle"] for j in jobs[1:]} == {-0.2}
+    fresh = [r for r in run.history() if not r["cached"]]
+    low = [r for r in fresh if r.get("screened")]
+    assert low and all(r["skipped"] == ["quadratic/B"] for r in low)
+    assert search.stats(1.0).screened == len(low)
+    assert Search.open(cfg, run).screened == len(low)  # counted again on resume
+    shown = report(run, program_id=low[0]["id"])
+    assert ("quadratic/B: not trained (its fitness on the tasks before was below the hurdle)"
+            in shown)
+    with pytest.raises(ValueError, match="hurdle"):
+        SearchConfig(hurdle=0.1)  # a program as good as the warm start always passes
+
+
 def test_the_history_names_the_tasks_a_failed_program_skipped(tmp_path) -> None:
     def fake(j):
         failed = j["id"] % 2 == 1

@@ -73,7 +73,7 @@ def test_same_seed_same_history_and_golden(tmp_path) -> None:
     assert digest == GOLDEN, digest
 
 
-GOLDEN = "0358d088e57621cc"  # the function set gained Muon's four (before: 9fce7bcbd8e50224)
+GOLDEN = "3523f327f41c9621"  # the config gained hurdle (with hurdle=None: 0358d088e57621cc)
 
 
 def test_real_evaluator_is_deterministic(tmp_path) -> None:
@@ -236,7 +236,8 @@ def test_a_grid_search_sends_baselines_and_parents_multipliers(tmp_path) -> None
     plain = small_config(max_evals=3, lr_grid=None)
     run = RunDir.create(tmp_path / "plain", plain)
     Search.open(plain, run).run_until_done(SerialExecutor(fake))
-    assert all(set(j) == {"id", "source", "tasks", "seeds"} for j in jobs)
+    assert all(set(j) == {"id", "source", "tasks", "seeds"} | ({"hurdle"} if j["id"] else set())
+               for j in jobs)
     assert run.baselines() == {}
 
 
@@ -282,6 +283,32 @@ def test_a_resume_of_another_configuration_is_refused_naming_the_field(tmp_path)
     # how much and where it runs may change
     search = Search.open(small_config(max_evals=12, workers=3, timeout_s=5.0), run)
     assert search.evaluated == 8
+
+
+def test_a_run_made_before_a_field_was_added_resumes_as_the_search_it_was(tmp_path) -> None:
+    from search.config import ADDED_FIELDS
+
+    run = run_numpy_search(tmp_path / "run", max_evals=8, hurdle=None)
+    fields = json.loads(run.config_path.read_text())
+    for name in ADDED_FIELDS:  # config.json as a version without these fields wrote it
+        del fields[name]
+    run.config_path.write_text(json.dumps(fields))
+    assert run.config().hurdle is None and run.config_fields()["hurdle"] is None
+    legacy = json.dumps(small_config(hurdle=None).identity(), sort_keys=True,
+                        separators=(",", ":"))
+    assert "hurdle" not in legacy  # the identity such a run had: its records still match
+    assert {r["config_hash"] for r in run.history()} == {run.config().identity_hash()}
+    search = Search.open(run.config().model_copy(update={"max_evals": 12}), run)
+    assert search.evaluated == 8
+    search.run_until_done(SerialExecutor(numpy_evaluate))
+    assert search.evaluated == 12
+    # the default (a hurdle) is another search: refused, naming the field
+    import pytest
+
+    from search.rundir import RunDirError
+
+    with pytest.raises(RunDirError, match="hurdle was null when the run began, now -0.1"):
+        Search.open(small_config(max_evals=12), run)
 
 
 def test_a_full_disk_stops_the_search_and_it_resumes_once_space_is_free(tmp_path,
