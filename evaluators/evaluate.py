@@ -115,9 +115,7 @@ def calibrated_baseline(task: Task, seeds: tuple[int, ...], baseline: str = BASE
     """``baseline`` at its best multiplier of ``grid`` on ``task`` and ``seeds``:
     computed once per machine (:mod:`evaluators.baselines`) and per process.
     RuntimeError if it diverges at every multiplier."""
-    k = baselines.key(baseline, task.name + (f"@{task.version}" if task.version else ""),
-                      seeds, grid.model_dump_json())
-    stored = baselines.lookup(k)
+    stored = baselines.lookup(_baseline_key(task, seeds, baseline, grid))
     if stored is not None:
         try:
             return Baseline.model_validate(stored)
@@ -127,10 +125,21 @@ def calibrated_baseline(task: Task, seeds: tuple[int, ...], baseline: str = BASE
     if r.failed:
         raise RuntimeError(f"the baseline {baseline!r} diverged on {task.name} with {seeds} "
                            f"at every multiplier of {grid.label()}")
-    result = Baseline(program=baseline, task=task.name, seeds=seeds,
-                      metric=float(np.mean(r.metrics)), lr_multiplier=r.lr_multiplier,
-                      lr_grid=r.lr_grid, lr_at_edge=r.lr_at_edge)
-    baselines.store(k, result.model_dump(mode="json"))
+    return _keep_baseline(Baseline(program=baseline, task=task.name, seeds=seeds,
+                                   metric=float(np.mean(r.metrics)),
+                                   lr_multiplier=r.lr_multiplier, lr_grid=r.lr_grid,
+                                   lr_at_edge=r.lr_at_edge), grid, task)
+
+
+def _baseline_key(task: Task, seeds: tuple[int, ...], baseline: str, grid: LrGrid) -> str:
+    return baselines.key(baseline, task.name + (f"@{task.version}" if task.version else ""),
+                         seeds, grid.model_dump_json())
+
+
+def _keep_baseline(result: Baseline, grid: LrGrid, task: Task) -> Baseline:
+    """A baseline's calibration by ``grid`` on ``task``, stored on the machine."""
+    baselines.store(_baseline_key(task, result.seeds, result.program, grid),
+                    result.model_dump(mode="json"))
     return result
 
 
@@ -186,17 +195,25 @@ def _calibrated(program: Program, task: Task, seeds: tuple[int, ...], grid: LrGr
             runs[m] = metric[k], steps[k], ok[k]
     best = cal.best
     chosen = best[0] if best is not None else min(runs, key=lambda m: abs(np.log(m)))
+    metric, steps, ok = runs[chosen]
+    tried = tuple(sorted(cal.tried.items()))
     if baseline_value is not None:
         base, base_lr = baseline_value, None
+    elif (grid == WIDE and centre is None and best is not None
+          and program.to_source() == library.get(baseline).to_source()):
+        # the baseline itself, calibrated as the baseline is: it is its own baseline
+        # (a search's warm start would otherwise be trained twice on a fresh machine)
+        base, base_lr = float(np.mean([float(m) for m in metric])), chosen  # as below
+        _keep_baseline(Baseline(program=baseline, task=task.name, seeds=seeds, metric=base,
+                                lr_multiplier=chosen, lr_grid=tried, lr_at_edge=cal.at_edge),
+                       grid, task)
     else:
         calibrated = calibrated_baseline(task, seeds, baseline)
         base, base_lr = calibrated.metric, calibrated.lr_multiplier
-    metric, steps, ok = runs[chosen]
     result = _scored(task, seeds, metric, steps, ok, base, time.perf_counter() - start,
                      compile_time)
-    return result.model_copy(update={
-        "lr_multiplier": chosen, "lr_grid": tuple(sorted(cal.tried.items())),
-        "lr_at_edge": cal.at_edge, "baseline_lr": base_lr})
+    return result.model_copy(update={"lr_multiplier": chosen, "lr_grid": tried,
+                                     "lr_at_edge": cal.at_edge, "baseline_lr": base_lr})
 
 
 def evaluate_batch(

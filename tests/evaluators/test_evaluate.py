@@ -140,6 +140,29 @@ def test_the_calibrated_baseline_is_computed_once_per_machine(monkeypatch) -> No
                                           grid.model_dump_json())) is None
 
 
+def test_the_baseline_calibrated_as_a_program_is_its_own_baseline(monkeypatch, tmp_path) -> None:
+    """A search's warm start is calibrated by WIDE, as the baseline is: it is trained
+    once, not again for its baseline, and what it found is the machine's baseline."""
+    task = tasks.get("quadratic/A")
+    expected = calibrated_baseline(task, (7,))  # computed the usual way, then forgotten
+    monkeypatch.setenv("OPTSEARCH_CACHE_DIR", str(tmp_path))
+    calibrated_baseline.cache_clear()
+    calls = []
+    real = evaluate_module.run_engine_grid
+    monkeypatch.setattr(evaluate_module, "run_engine_grid",
+                        lambda *a, **kw: calls.append(a[3]) or real(*a, **kw))
+    r = evaluate(library.get("warmstart"), task, (7,), lr_grid=WIDE)
+    assert sorted(m for batch in calls for m in batch) == sorted(m for m, _ in r.lr_grid)
+    assert r.fitness == 0.0 and r.baseline == expected.metric
+    assert r.baseline_lr == r.lr_multiplier == expected.lr_multiplier
+    calibrated_baseline.cache_clear()
+    calls.clear()
+    assert calibrated_baseline(task, (7,)) == expected and not calls  # stored on the machine
+    # another program, or the warm start around a centre, is scored against it, untouched
+    other = evaluate(library.get("warmstart"), task, (7,), lr_grid=WIDE, centre=10.0)
+    assert other.baseline == expected.metric
+
+
 def test_evaluate_all_calibrates_each_task_around_its_centre() -> None:
     grid = LrGrid(points=3, ratio=10.0)
     lines = []
