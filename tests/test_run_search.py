@@ -563,3 +563,12 @@ def test_a_search_from_muon_runs_end_to_end(tmp_path) -> None:
     assert exported.returncode == 0, exported.stderr
     text = (tmp_path / "out" / "from_muon.py").read_text()
     assert "def newton_schulz(xp" in text and "class FromMuon(" in text
+
+
+def test_the_progress_line_counts_the_programs_below_the_hurdle(capsys) -> None:
+    from search.loop import Stats
+
+    run_search._progress(Stats(10, 20, 160, 5.0, 0.5, 0.01, 0, True, failed=2, screened=3))
+    assert "| failed 2 | below hurdle 3 | infra errors 0 |" in capsys.readouterr().out
+    run_search._progress(Stats(10, 20, 160, 5.0, 0.5, 0.01, 0, True, failed=2))
+    assert "| failed 2 | infra errors 0 |" in capsys.readouterr().out  # none: not shown
