@@ -91,7 +91,13 @@ def baseline_metric(task: Task, seeds: tuple[int, ...], baseline: str = BASELINE
     (metric, _, ok), _ = run_engine(library.get(baseline), task, seeds)
     if not ok.all():
         raise RuntimeError(f"the baseline {baseline!r} diverged on {task.name} with {seeds}")
-    return float(np.mean(metric))
+    return _mean(metric)
+
+
+def _mean(metric) -> float:
+    """The mean over seeds, in float64: a program and its baseline, trained alike,
+    score exactly 0."""
+    return float(np.mean(metric, dtype=np.float64))
 
 
 class Baseline(BaseModel):
@@ -126,7 +132,7 @@ def calibrated_baseline(task: Task, seeds: tuple[int, ...], baseline: str = BASE
         raise RuntimeError(f"the baseline {baseline!r} diverged on {task.name} with {seeds} "
                            f"at every multiplier of {grid.label()}")
     return _keep_baseline(Baseline(program=baseline, task=task.name, seeds=seeds,
-                                   metric=float(np.mean(r.metrics)),
+                                   metric=_mean(r.metrics),
                                    lr_multiplier=r.lr_multiplier, lr_grid=r.lr_grid,
                                    lr_at_edge=r.lr_at_edge), grid, task)
 
@@ -203,7 +209,7 @@ def _calibrated(program: Program, task: Task, seeds: tuple[int, ...], grid: LrGr
           and program.to_source() == library.get(baseline).to_source()):
         # the baseline itself, calibrated as the baseline is: it is its own baseline
         # (a search's warm start would otherwise be trained twice on a fresh machine)
-        base, base_lr = float(np.mean([float(m) for m in metric])), chosen  # as below
+        base, base_lr = _mean(metric), chosen
         _keep_baseline(Baseline(program=baseline, task=task.name, seeds=seeds, metric=base,
                                 lr_multiplier=chosen, lr_grid=tried, lr_at_edge=cal.at_edge),
                        grid, task)
@@ -264,7 +270,7 @@ def _invalid(task: Task, seeds: tuple[int, ...], error: ProgramError, wall: floa
 def _scored(task: Task, seeds: tuple[int, ...], metric, steps, ok, base: float, wall: float,
             compile_time: float) -> EvalResult:
     diverged = not bool(ok.all())
-    mean = float(np.mean(metric))
+    mean = _mean(metric)
     score = fit.FAILED if diverged else fit.task_score(mean, base)
     return EvalResult(
         task=task.name, seeds=seeds,
