@@ -189,7 +189,7 @@ class SearchConfig(BaseModel):
 
 #: Fields added after runs were made without them, with the value that reproduces what
 #: those runs did: a run's ``config.json`` that lacks one reads it so
-#: (:meth:`search.rundir.RunDir.config`), and :meth:`SearchConfig.identity` leaves it out
+#: (:meth:`search.rundir.RunDir.config_fields`), and :meth:`SearchConfig.identity` leaves it out
 #: at that value, so such a run resumes as the search it was.
 ADDED_FIELDS: dict[str, Any] = {"hurdle": None}
 

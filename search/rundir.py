@@ -24,7 +24,7 @@ No pickle: everything is JSON a person can read. A run is read from Python
 with :meth:`RunDir.best`, :meth:`RunDir.top` and :meth:`RunDir.program`:
 
 >>> import tempfile
->>> from search.config import ADDED_FIELDS, SearchConfig
+>>> from search.config import SearchConfig
 >>> run = RunDir.create(tempfile.mkdtemp() + "/run", SearchConfig())
 >>> run.best() is None  # nothing evaluated yet
 True
