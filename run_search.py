@@ -308,6 +308,74 @@ def _funnel(args: argparse.Namespace) -> None:
     print(f"wrote {run.path / 'funnel.json'}")
 
 
+def _names_arg(text: str, flag: str) -> list[str]:
+    """A comma-separated flag's names, in order, once each; one line if there are none."""
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise InputError(f"{flag}: name at least one")
+    return names
+
+
+def _seeds_arg(text: str, flag: str = "--seeds") -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in _names_arg(text, flag))
+    except ValueError:
+        raise InputError(f"{flag} {text!r}: expected integers >= 0, comma-separated") from None
+    if any(not 0 <= s < 2**31 for s in seeds):
+        raise InputError(f"{flag} {text!r}: seeds are integers from 0 to 2**31 - 1")
+    return seeds
+
+
+def _baselines(args: argparse.Namespace) -> None:
+    """Tune baselines on tasks (evaluators.tuning), printing each trial; a table at the end."""
+    from evaluators.catalog import names as task_names
+    from evaluators.tuning import SPACES, Protocol, tune
+
+    _load_task_modules(_names_arg(args.task_modules, "--task-modules")
+                       if args.task_modules else [], "--task-modules")
+    tasks = _names_arg(args.tasks, "--tasks")
+    for task in tasks:
+        if task not in task_names():
+            raise InputError(f"--tasks: unknown task {task!r} (`run_search.py tasks` lists them)")
+    programs = _names_arg(args.baselines, "--baselines")
+    for name in programs:
+        if name not in library.names():
+            raise InputError(f"--baselines: {name!r} is not a library program (run_search.py "
+                             "library lists them)")
+    seeds = _seeds_arg(args.seeds)
+    if not 0 <= args.trials <= 1024:
+        raise InputError(f"--trials must be from 0 to 1024, got {args.trials}")
+    protocol = Protocol(trials=args.trials)
+    print(f"tuning {', '.join(programs)} on {', '.join(tasks)}, seeds "
+          f"{', '.join(map(str, seeds))}: {protocol.label()} after the defaults' wide "
+          "learning-rate calibration (answers this machine computed before come from its "
+          "cache)", flush=True)
+    results = []
+    for task in tasks:
+        for name in programs:
+            try:
+                results.append(tune(name, task, seeds, protocol,
+                                    progress=lambda line: print(f"  {line}", flush=True)))
+            except Exception as e:  # not the input's fault: a task that cannot load, say
+                raise Stopped(f"baselines stopped: {name} on {task}: {type(e).__name__}: "
+                              f"{' '.join(str(e).split())[:300]} (what finished is kept in "
+                              "this machine's cache: run it again to go on)") from None
+    print(f"{'task':<22} {'baseline':<10} {'metric':>9} {'seed se':>8} {'tuned on':<10} "
+          f"{'defaults':>9}  {'seconds':>7}  constants")
+    for t in results:
+        n = len(t.metrics)
+        se = (float(__import__("numpy").std(t.metrics, ddof=1)) / math.sqrt(n) / t.metric
+              if n > 1 else math.nan)
+        axes = "lr only" if not SPACES.get(t.program) else "all"
+        took = "cached" if not t.seconds else f"{t.seconds:.0f}"
+        print(f"{t.task:<22} {t.program:<10} {t.metric:>9.4g} {se:>8.2%} {axes:<10} "
+              f"{t.default_metric:>9.4g}  {took:>7}  {t.describe()}"
+              + ("  (lr at the grid's edge)" if t.lr_at_edge else ""))
+    print("metric: mean over seeds at the tuned constants (lower is better); seed se: its "
+          "standard error over seeds, relative; defaults: the library's constants at their "
+          "best learning rate")
+
+
 def _inspect(args: argparse.Namespace) -> None:
     from search.inspect import plot, report
     from search.rundir import RunDir, RunDirError
@@ -428,10 +496,13 @@ def _load_task_modules(modules: list[str], where: str) -> None:
 
 
 def _progress(stats) -> None:
+    if stats.tuning:
+        return  # the judge's lines say what is happening
     best = "-" if stats.best is None else f"{stats.best:+.4f}"
     phase = "explore" if stats.exploring else "exploit"
     line = (f"evals {stats.evaluated}/{stats.max_evals} | {stats.rate:.2f}/s | "
-            f"cache hits {stats.hit_rate:.0%} of {stats.proposals} | best {best} vs AdamW | "
+            f"cache hits {stats.hit_rate:.0%} of {stats.proposals} | best {best} vs "
+            f"{_judge_name(stats.judge)} | "
             f"failed {stats.failed} | "
             + (f"below hurdle {stats.screened} | " if stats.screened else "")
             + f"infra errors {stats.infra} | "
@@ -440,6 +511,10 @@ def _progress(stats) -> None:
         print("\r" + line.ljust(120), end="", flush=True)
     elif stats.evaluated % 10 == 0 or stats.evaluated <= 1:
         print(line, flush=True)
+
+
+def _judge_name(judge: str) -> str:
+    return "tuned AdamW" if judge == "tuned" else "AdamW"
 
 
 def _errors(run) -> None:
@@ -508,6 +583,14 @@ def _search(args: argparse.Namespace) -> int:
         return 1
     print(f"run directory: {run.path}  ({cfg.executor}, {cfg.workers} workers, "
           f"tasks {', '.join(cfg.tasks)})")
+    untuned = search._untuned()
+    if untuned:
+        from evaluators.tuning import PROTOCOL
+
+        print(f"the judge: tuning AdamW ({PROTOCOL.label()}, on lr, betas and weight decay) "
+              f"on {', '.join(untuned)}, seeds {', '.join(map(str, cfg.seeds))}; done once per "
+              "machine (about a minute a tier-A task on 2 cores)", flush=True)
+    search.say = lambda line: print(line, flush=True)
     received: list[int] = []
 
     def interrupt(signum, frame) -> None:
@@ -547,12 +630,16 @@ def _search(args: argparse.Namespace) -> int:
         dead = len(best.genome.statements) - len(best.program.statements)
         note = f", {dead} dead statements removed" if dead else ""
         tuned = " at its best learning rate" if cfg.lr_grid is not None else ""
-        against = "the AdamW warm start"
-        if cfg.warm_start != "warmstart":  # the fitness is always against the library's
-            warm = search.evo.warm_fitness
-            started = f"{warm:+.4f}" if warm is not None else "failed"
+        warm = search.evo.warm_fitness
+        started = f"{warm:+.4f}" if warm is not None else "failed"
+        if cfg.judge == "tuned":
+            against = (f"AdamW tuned on its learning rate, betas and weight decay (the warm "
+                       f"start {cfg.warm_start} scores {started}),")
+        elif cfg.warm_start != "warmstart":  # the fitness is always against the library's
             against = (f"AdamW, the library's warm start (this search started from "
                        f"{cfg.warm_start}: {started}),")
+        else:
+            against = "the AdamW warm start"
         print(f"best program (id {best.id}, fitness {best.fitness:+.4f} against {against}"
               f"{tuned} on {', '.join(cfg.tasks)}{note}):")
         print(best.program.to_source(), end="")
@@ -656,6 +743,20 @@ def _main(argv: list[str] | None) -> int:
     fun.add_argument("--baselines", default="adamw,lion,momentum",
                      help="library programs every finalist is compared with, each tuned by "
                           "the same learning-rate grid")
+    bas = command("baselines", "tune baselines (the judge) on tasks: the learning rate and "
+                  "every other hyperparameter, by one protocol; cached per machine")
+    bas.add_argument("--tasks", default="mlp_mnist1d/A,transformer_lm/A",
+                     help="comma-separated tasks")
+    bas.add_argument("--baselines", default="adamw",
+                     help="comma-separated library programs (adamw, lion, momentum and muon are "
+                          "tuned on all their hyperparameters, others on the learning rate)")
+    bas.add_argument("--seeds", default="0,1",
+                     help="training seeds (a search's are its config's; the funnel's the three "
+                          "after them)")
+    bas.add_argument("--trials", type=int, default=16,
+                     help="quasi-random hyperparameter points after the defaults")
+    bas.add_argument("--task-modules", default="",
+                     help="comma-separated modules or .py files registering your own tasks")
     ins = command("inspect", "top programs, diff, lineage and plots of a run")
     ins.add_argument("run_dir", help="a run directory (safe on a running search)")
     ins.add_argument("--top", type=int, default=3, help="how many best programs")
@@ -697,6 +798,8 @@ def _main(argv: list[str] | None) -> int:
             _funnel(args)
         elif args.command == "inspect":
             _inspect(args)
+        elif args.command == "baselines":
+            _baselines(args)
         else:
             return _search(args)
     except (ProgramError, InputError) as e:

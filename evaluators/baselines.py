@@ -34,10 +34,10 @@ def cache_dir() -> Path:
 def code_version() -> str:
     """A hash of everything a baseline's metric depends on: the DSL and evaluator
     sources, the library's program files, and the JAX version."""
-    import jax
+    from importlib.metadata import version  # not `import jax`: a cache lookup trains nothing
 
     root = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256(jax.__version__.encode())
+    digest = hashlib.sha256(version("jax").encode())
     for folder in ("dsl", "evaluators"):
         for path in sorted((root / folder).rglob("*")):
             if path.suffix in (".py", ".dsl") and path.is_file():

@@ -85,6 +85,14 @@ class SearchConfig(BaseModel):
         description="Proxy tasks the fitness is measured on (never held-out ones), trained "
         "in this order: a program that fails one is not trained on the rest, so cheap tasks "
         "first.")
+    judge: Literal["tuned", "warm_start"] = Field(
+        "tuned", description="What fitness is measured against, per task (log of the ratio "
+        "of mean metrics): 'tuned', AdamW tuned on its learning rate, betas and weight decay "
+        "by evaluators.tuning's protocol on the search's tasks and seeds (computed once per "
+        "machine, before the warm start; kept in the run's baselines.json), so a known "
+        "optimizer with other constants scores at most about 0 and only a different "
+        "algorithm scores above; 'warm_start', the warm start at its best learning rate "
+        "(runs made before this field: they resume so).")
     hurdle: float | None = Field(
         -0.1, le=0, description="A program whose fitness on the tasks trained so far (their "
         "mean) is below this after a task is not trained on the tasks after it: its fitness "
@@ -191,7 +199,7 @@ class SearchConfig(BaseModel):
 #: those runs did: a run's ``config.json`` that lacks one reads it so
 #: (:meth:`search.rundir.RunDir.config_fields`), and :meth:`SearchConfig.identity` leaves it out
 #: at that value, so such a run resumes as the search it was.
-ADDED_FIELDS: dict[str, Any] = {"hurdle": None}
+ADDED_FIELDS: dict[str, Any] = {"hurdle": None, "judge": "warm_start"}
 
 #: Fields a resumed search may change: how much it runs, where, and how fast; not what
 #: it searches (``max_evals`` may grow a run).

@@ -149,8 +149,37 @@ def infra_result(job: Job, error: str, wall: float = 0.0) -> Result:
             "timing": {"wall_time": wall, "compile_time": 0.0}}
 
 
+def tune_job(job: Job) -> Result:
+    """Tune the job's baseline (``tune``, a library name) on its one task and seeds
+    (:func:`evaluators.tuning.tune`, the machine's cache first); never raises. The
+    result's ``tuned`` holds the tuning. A baseline that diverges at every learning rate
+    is the result's ``error`` (the judge cannot be set: no retry helps); any other
+    exception is an infrastructure error."""
+    start = time.perf_counter()
+    task = job["tasks"][0]
+    where = f"tuning {job['tune']} on {task}"
+    try:
+        from evaluators.tasks import load_modules
+        from evaluators.tuning import tune
+
+        load_modules(job.get("task_modules") or [])
+        tuned = tune(job["tune"], task, tuple(job["seeds"]))
+    except RuntimeError as e:
+        return {"id": job["id"], "fitness": None, "tasks": {}, "error": f"{where}: {e}",
+                "worker": f"{socket.gethostname()}:{os.getpid()}",
+                "timing": {"wall_time": time.perf_counter() - start, "compile_time": 0.0}}
+    except Exception as e:  # not the baseline's fault: retried
+        return infra_result(job, f"{where}: {type(e).__name__}: {e}",
+                            time.perf_counter() - start)
+    return {"id": job["id"], "fitness": None, "tasks": {}, "error": None,
+            "worker": f"{socket.gethostname()}:{os.getpid()}",
+            "timing": {"wall_time": time.perf_counter() - start, "compile_time": 0.0},
+            "tuned": tuned.model_dump(mode="json")}
+
+
 def evaluate_job(job: Job) -> Result:
-    """Train the job's program on its tasks and seeds; never raises.
+    """Train the job's program on its tasks and seeds; never raises. A job that names
+    a baseline to ``tune`` is :func:`tune_job`'s.
 
     A program that does not parse fails (``FAILED``); an exception while loading
     or training a task is an infrastructure error naming the task. Tasks run in
@@ -161,6 +190,8 @@ def evaluate_job(job: Job) -> Result:
     fitness is that mean. The result names the tasks not trained (``skipped``), so
     list cheap tasks first.
     """
+    if job.get("tune"):
+        return tune_job(job)
     start = time.perf_counter()
     from dsl import ProgramError, parse
 

@@ -14,10 +14,13 @@ field that changed.
 A full disk stops the search (:class:`SearchStopped`) with a directory that
 resumes once space is free: a record is written whole or not at all.
 
-With a learning-rate grid (``lr_grid``), the warm start's evaluation is its
-calibration by the wide grid (:data:`evaluators.grid.WIDE`): its result holds
-the baseline of every task, kept in ``baselines.json`` and sent with every
-later job, so all workers score against the same values.
+The judge (``judge``) is every task's baseline, kept in ``baselines.json`` and
+sent with every job, so all workers score against the same values. By default
+(``"tuned"``) it is AdamW tuned on all its hyperparameters
+(:mod:`evaluators.tuning`): one tuning job per task runs first, on the workers
+(the machine's cache answers at once when it holds them). With
+``judge: warm_start`` and a learning-rate grid, the warm start's evaluation,
+its calibration by the wide grid (:data:`evaluators.grid.WIDE`), gives the baselines.
 
 A search that cannot work says so at once: the warm start is evaluated alone
 first, and if it fails on a task the search stops (:class:`SearchStopped`)
@@ -47,6 +50,8 @@ from search.rundir import DiskError, RunDir, RunDirError, lr_of
 
 #: Proposals allowed per evaluation before the search stops looking for new programs.
 MAX_PROPOSALS_PER_EVAL = 200
+#: The library program tuned as the judge (``judge: tuned``).
+JUDGE = "adamw"
 
 
 def is_path(spec: str) -> bool:
@@ -92,6 +97,8 @@ class Stats:
     failed: int = 0
     infra: int = 0
     screened: int = 0  # programs below the hurdle, not trained on the later tasks
+    tuning: int = 0  # tasks whose tuned baseline (the judge) is not known yet
+    judge: str = "tuned"  # SearchConfig.judge
 
     @property
     def rate(self) -> float:
@@ -158,7 +165,12 @@ class Search:
         #: Why the last checkpoint could not be written (None when it was).
         self.checkpoint_error: str | None = None
         self.infra_streak = 0
+        self.last_infra_error: str | None = None
         self.baselines: dict[str, Any] = {}
+        #: Tuning jobs in flight: job id -> task.
+        self.tuning: dict[int, str] = {}
+        #: Where lines about the judge go (a tuned baseline found), if anywhere.
+        self.say: Callable[[str], None] | None = None
         #: Set by a SIGINT handler: the loop stops at its next step even when the
         #: KeyboardInterrupt itself was swallowed (Python ignores one raised inside a
         #: garbage-collector callback, such as JAX's).
@@ -325,8 +337,58 @@ class Search:
             self.baselines = found
             self.run.write_baselines(found)
 
+    def _untuned(self) -> list[str]:
+        """The tasks whose judge, tuned AdamW, is not known yet (none with
+        ``judge: warm_start``)."""
+        if self.cfg.judge != "tuned":
+            return []
+        return [t for t in self.cfg.tasks if t not in self.baselines]
+
+    def _fill_tuning(self, untuned: list[str]) -> None:
+        """The tuning jobs of the tasks not tuned yet, as many at once as workers."""
+        cfg = self.cfg
+        for task in untuned:
+            if self.executor.pending >= cfg.workers:
+                return
+            if task in self.tuning.values():
+                continue
+            job: Job = {"id": -1 - cfg.tasks.index(task), "source": "", "tasks": [task],
+                        "seeds": list(cfg.seeds), "tune": JUDGE}
+            if cfg.task_modules:
+                job["task_modules"] = list(cfg.task_modules)
+            self.tuning[job["id"]] = task
+            self.executor.submit(job)
+
+    def _tuned(self, result: dict[str, Any]) -> None:
+        """A tuning job's result: the task's judge, kept in ``baselines.json``."""
+        task = self.tuning.pop(result["id"])
+        if result.get("infra"):
+            self.infra += 1
+            self.infra_streak += 1
+            self.last_infra_error = result["error"]
+            return  # asked again by the next _fill
+        if result.get("error"):
+            raise SearchStopped(f"the judge cannot be set, so no program can be judged: "
+                                f"{result['error']}")
+        self.infra_streak = 0
+        tuned = result["tuned"]
+        self.baselines[task] = {"metric": tuned["metric"],
+                                "lr_multiplier": tuned["lr_multiplier"], "tuned": tuned}
+        self.run.write_baselines(self.baselines)
+        if self.say:
+            hp = "".join(f", {k}={v:.4g}" for k, v in tuned["hyperparameters"].items())
+            took = (f"in {tuned['seconds']:.0f} s" if tuned["seconds"]
+                    else "from this machine's cache")
+            self.say(f"judge on {task}: {JUDGE} tuned ({tuned['protocol']}): metric "
+                     f"{tuned['metric']:.4g} at lr x{tuned['lr_multiplier']:.3g}{hp} "
+                     f"(defaults {tuned['default_metric']:.4g}), {took}")
+
     def _fill(self) -> None:
         cfg = self.cfg
+        untuned = self._untuned()
+        if untuned:  # nothing is judged before the judge is known
+            self._fill_tuning(untuned)
+            return
         cap = MAX_PROPOSALS_PER_EVAL * cfg.max_evals
         # The warm start runs alone: if it cannot be evaluated, nothing else is spent.
         width = cfg.workers if self.evo.warm_fitness is not None else 1
@@ -355,11 +417,12 @@ class Search:
         warm = cand.id == 0
         if cfg.hurdle is not None and not warm:  # the warm start is every task's baseline
             job["hurdle"] = cfg.hurdle
-        if cfg.lr_grid is None:
-            return job
-        job["lr_grid"] = (WIDE if warm else cfg.lr_grid).model_dump()
-        job["lr_centre"] = None if warm else cand.lr_centre
-        job["baselines"] = {t: b["metric"] for t, b in self.baselines.items()} or None
+        if cfg.lr_grid is not None:
+            job["lr_grid"] = (WIDE if warm else cfg.lr_grid).model_dump()
+            job["lr_centre"] = None if warm else cand.lr_centre
+            job["baselines"] = None
+        if self.baselines:
+            job["baselines"] = {t: b["metric"] for t, b in self.baselines.items()}
         return job
 
     def run_until_done(self, executor: Any,
@@ -389,6 +452,7 @@ class Search:
             for cand, _ in self.inflight.values():  # evaluated first when resumed
                 self.evo.retry(cand)
             self.inflight.clear()
+            self.tuning.clear()
             try:
                 self.checkpoint()
                 self.checkpoint_error = None
@@ -405,11 +469,15 @@ class Search:
             if not self.executor.pending:
                 break
             for result in self.executor.wait():
+                if result["id"] in self.tuning:
+                    self._tuned(result)
+                    continue
                 cand, keys = self.inflight.pop(result["id"])
                 self._record(cand, keys, result, cached_from=None)
                 if result.get("infra"):
                     self.infra += 1
                     self.infra_streak += 1
+                    self.last_infra_error = result["error"]
                     continue
                 self.infra_streak = 0
                 self.cache.store(keys, {"fitness": result["fitness"], "id": cand.id,
@@ -427,7 +495,7 @@ class Search:
             if self.infra_streak >= self.cfg.max_infra_errors:
                 raise SearchStopped(
                     f"{self.infra_streak} infrastructure errors in a row (not the programs' "
-                    f"fault), the last: {self._last_infra_error()}")
+                    f"fault), the last: {self.last_infra_error}")
 
     def _check_warm_start(self) -> None:
         """Stop if the warm start failed on a task, or its evaluation could not run (a
@@ -444,19 +512,12 @@ class Search:
         raise SearchStopped(f"the warm start {self.cfg.warm_start!r} fails, so no program can "
                             f"be judged: {failure_message(warm[-1])}")
 
-    def _last_infra_error(self) -> str:
-        last = None
-        for rec in self.run.history():
-            if rec.get("infra"):
-                last = rec["error"]
-        return str(last)
-
     def stats(self, elapsed: float) -> Stats:
         best = self.evo.best
         return Stats(self.evaluated, self.proposals, self.cfg.max_evals, elapsed,
                      self.cache.hit_rate, None if best is None else best.fitness,
                      self.evo.round, self.evo.exploring, self.failed, self.infra,
-                     self.screened)
+                     self.screened, len(self._untuned()), self.cfg.judge)
 
 
 __all__ = ["RunDirError", "Search", "SearchStopped", "Stats", "failure_message", "is_path",

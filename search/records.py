@@ -39,6 +39,8 @@ class Job(TypedDict):
     baselines: NotRequired[dict[str, float] | None]
     #: The fitness below which the tasks after the current one are not trained.
     hurdle: NotRequired[float | None]
+    #: Not a program: tune this library baseline on the job's one task (the judge).
+    tune: NotRequired[str]
 
 
 class TaskResult(TypedDict):
@@ -71,6 +73,8 @@ class Result(TypedDict):
     #: (``screened``) its fitness on the earlier ones was below the search's hurdle.
     skipped: NotRequired[list[str]]
     screened: NotRequired[bool]
+    #: A tuning job's answer: ``evaluators.tuning.Tuned`` as JSON data.
+    tuned: NotRequired[dict[str, Any]]
 
 
 class HistoryRecord(TypedDict):

@@ -284,7 +284,7 @@ PINNED = {
     "clion": ("9668099e7729748195c30ce1", "41928e3e76c7981f19d04600"),
     "lion": ("c539acfc5aebdcb09bb7f084", "6f10f4a98c090ce8bd98f9e4"),
     "lookahead_adamw": ("2d4ab010259db133faf89f5a", "f73d6b8073d69164b938d66d"),
-    "momentum": ("9fb432185b17701279c6987b", "c88677caeccef92c16bf5e42"),
+    "momentum": ("55617deb45a864ef1dde46cc", "c88677caeccef92c16bf5e42"),
     "muon": ("1caad2792003dee4754f9b6b", "bfd1004af5d3c2e79308f40b"),
     "nesterov": ("d917409bedb127aa8c1c5bb2", "9010eee905aa6013bcf7e933"),
     "powersign": ("4295b28105624032814817ea", "7c2e3bd3b1c3c9542b57e412"),

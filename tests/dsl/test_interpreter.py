@@ -76,7 +76,9 @@ def close(a, b, rtol: float = 1e-5) -> bool:
 Ref = Callable[..., optax.GradientTransformation]
 CASES: dict[str, tuple[Ref, dict[str, float]]] = {
     "sgd": (lambda lr: optax.sgd(lr), {}),
-    "momentum": (lambda lr, **h: optax.sgd(lr, momentum=h.get("beta", 0.9)), {"beta": 0.5}),
+    "momentum": (lambda lr, **h: optax.chain(optax.add_decayed_weights(h.get("weight_decay", 0.0)),
+                                             optax.sgd(lr, momentum=h.get("beta", 0.9))),
+                 {"beta": 0.5, "weight_decay": 0.01}),
     "nesterov": (lambda lr, **h: optax.sgd(lr, momentum=h.get("beta", 0.9), nesterov=True),
                  {"beta": 0.6}),
     "adam": (lambda lr, **h: optax.adam(lr, **_rename(h)),

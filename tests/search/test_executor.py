@@ -84,7 +84,8 @@ def test_the_search_sends_its_hurdle_and_counts_the_programs_below_it(tmp_path) 
                     {"skipped": ["quadratic/B"], "screened": True} if low else {})
 
     cfg = SearchConfig(executor="serial", population=4, max_evals=6, seed=0, seeds=[0],
-                       tasks=["quadratic/A", "quadratic/B"], lr_grid=None, hurdle=-0.2)
+                       tasks=["quadratic/A", "quadratic/B"], lr_grid=None, hurdle=-0.2,
+                       judge="warm_start")
     run = RunDir.create(tmp_path / "run", cfg)
     search = Search.open(cfg, run)
     search.run_until_done(SerialExecutor(fake))
@@ -113,7 +114,7 @@ def test_the_history_names_the_tasks_a_failed_program_skipped(tmp_path) -> None:
                     {"skipped": ["quadratic/B"]} if failed else {})
 
     cfg = SearchConfig(executor="serial", population=4, max_evals=6, seed=0, seeds=[0],
-                       tasks=["quadratic/A", "quadratic/B"], lr_grid=None)
+                       tasks=["quadratic/A", "quadratic/B"], lr_grid=None, judge="warm_start")
     run = RunDir.create(tmp_path / "run", cfg)
     Search.open(cfg, run).run_until_done(SerialExecutor(fake))
     fresh = [r for r in run.history() if not r["cached"]]
@@ -199,7 +200,7 @@ def test_a_node_removed_mid_search_loses_no_evaluation(tmp_path) -> None:
     ray.init(address=cluster.address, log_to_driver=False)
     try:
         cfg = SearchConfig(executor="ray", population=4, plateau=50, max_evals=12, workers=3,
-                           tasks=["quadratic/A"], seeds=[0], retries=2)
+                           tasks=["quadratic/A"], seeds=[0], retries=2, judge="warm_start")
         run = RunDir.create(tmp_path / "run", cfg)
         executor = RayExecutor(workers=3, evaluate=evaluate_job, retries=2, timeout_s=300)
         search = Search.open(cfg, run)
@@ -275,3 +276,35 @@ def test_ray_failing_at_submission_or_wait_gives_infrastructure_errors(ray_local
     (result,) = ex.wait()
     assert result["id"] == 8 and result["infra"]
     assert result["error"] == "waiting on Ray: RuntimeError: GCS lost" and ex.pending == 0
+
+
+def test_a_tuning_job_answers_the_tuning_an_error_or_an_infrastructure_error(
+        monkeypatch) -> None:
+    from evaluators import tuning
+    from search.executor import evaluate_job
+
+    job = {"id": -1, "source": "", "tasks": ["quadratic/A"], "seeds": [0], "tune": "adamw"}
+    answer = tuning.Tuned(program="adamw", task="quadratic/A", seeds=(0,), protocol="p",
+                          hyperparameters={"b1": 0.8}, lr_multiplier=0.1, lr_at_edge=False,
+                          metric=2.0, metrics=(2.0,), default_metric=2.5, trials=(),
+                          seconds=1.0)
+    monkeypatch.setattr(tuning, "tune", lambda *a, **k: answer)
+    result = evaluate_job(job)
+    assert result["tuned"]["metric"] == 2.0 and result["error"] is None
+    assert not result.get("infra") and result["fitness"] is None
+
+    def diverges(*a, **k):
+        raise RuntimeError("the baseline 'adamw' diverged at every multiplier")
+
+    monkeypatch.setattr(tuning, "tune", diverges)
+    result = evaluate_job(job)  # no retry can help: the search stops on it
+    assert result["error"] == ("tuning adamw on quadratic/A: the baseline 'adamw' diverged at "
+                               "every multiplier") and not result.get("infra")
+
+    def lost(*a, **k):
+        raise MemoryError("out of memory")
+
+    monkeypatch.setattr(tuning, "tune", lost)
+    result = evaluate_job(job)  # not the baseline's fault: retried
+    assert result["infra"] and result["error"] == ("tuning adamw on quadratic/A: MemoryError: "
+                                                   "out of memory")

@@ -74,7 +74,8 @@ def test_report_of_a_run_that_only_failed_names_the_errors(tmp_path) -> None:
         return {"id": job["id"], "fitness": None, "infra": True, "tasks": {},
                 "error": "mlp_mnist1d/A: ModuleNotFoundError: No module named 'mnist1d'"}
 
-    cfg = SearchConfig(executor="serial", tasks=["quadratic/A"], seeds=[0], population=4)
+    cfg = SearchConfig(executor="serial", tasks=["quadratic/A"], seeds=[0], population=4,
+                       judge="warm_start")
     run = RunDir.create(tmp_path / "run", cfg)
     try:
         Search.open(cfg, run).run_until_done(SerialExecutor(broken))

@@ -45,7 +45,8 @@ def numpy_evaluate(job):
 
 
 def small_config(**kw) -> SearchConfig:
-    return SearchConfig(**({"executor": "serial", "population": 6, "plateau": 8, "restarts": 2,
+    return SearchConfig(**({"executor": "serial", "judge": "warm_start", "population": 6,
+                            "plateau": 8, "restarts": 2,
                             "max_evals": 30, "seed": 4, "tasks": ["quadratic/A"],
                             "seeds": [0]} | kw))
 
@@ -294,6 +295,7 @@ def test_a_run_made_before_a_field_was_added_resumes_as_the_search_it_was(tmp_pa
         del fields[name]
     run.config_path.write_text(json.dumps(fields))
     assert run.config().hurdle is None and run.config_fields()["hurdle"] is None
+    assert run.config().judge == "warm_start"  # judged as it was, not by tuned AdamW
     legacy = json.dumps(small_config(hurdle=None).identity(), sort_keys=True,
                         separators=(",", ":"))
     assert "hurdle" not in legacy  # the identity such a run had: its records still match
@@ -309,6 +311,81 @@ def test_a_run_made_before_a_field_was_added_resumes_as_the_search_it_was(tmp_pa
 
     with pytest.raises(RunDirError, match="hurdle was null when the run began, now -0.1"):
         Search.open(small_config(max_evals=12), run)
+
+
+def tuning_evaluate(jobs: list, tuned: dict | None = None, error: str | None = None):
+    """numpy_evaluate, answering tuning jobs with ``tuned`` (or ``error``); jobs kept."""
+    def evaluate(job):
+        jobs.append(job)
+        if not job.get("tune"):
+            return numpy_evaluate(job)
+        return {"id": job["id"], "fitness": None, "tasks": {}, "error": error, "worker": "t",
+                "timing": {"wall_time": 0.0}} | ({} if error else {"tuned": tuned})
+    return evaluate
+
+
+TUNED = {"metric": 2.0, "lr_multiplier": 0.1, "hyperparameters": {"b1": 0.8, "b2": 0.95},
+         "protocol": "16 quasi-random trials x 3 learning rates", "default_metric": 2.5,
+         "seconds": 12.0}
+
+
+def test_the_judge_is_tuned_before_anything_is_judged_and_kept_in_the_run(tmp_path) -> None:
+    jobs: list = []
+    cfg = small_config(judge="tuned", max_evals=6, tasks=["quadratic/A", "quadratic/B"])
+    run = RunDir.create(tmp_path / "run", cfg)
+    search = Search.open(cfg, run)
+    said: list[str] = []
+    search.say = said.append
+    search.run_until_done(SerialExecutor(tuning_evaluate(jobs, TUNED)))
+    assert [(j.get("tune"), j["tasks"]) for j in jobs[:2]] == [
+        ("adamw", ["quadratic/A"]), ("adamw", ["quadratic/B"])]
+    assert not any(j.get("tune") for j in jobs[2:])
+    assert jobs[2]["id"] == 0  # then the warm start, judged like every program after it
+    assert all(j["baselines"] == {"quadratic/A": 2.0, "quadratic/B": 2.0} for j in jobs[2:])
+    saved = run.baselines()
+    assert saved["quadratic/B"]["tuned"]["hyperparameters"] == {"b1": 0.8, "b2": 0.95}
+    assert said[0] == ("judge on quadratic/A: adamw tuned (16 quasi-random trials x 3 learning "
+                       "rates): metric 2 at lr x0.1, b1=0.8, b2=0.95 (defaults 2.5), in 12 s")
+    assert search.evaluated == 6 and all(r["id"] >= 0 for r in run.history())
+    jobs.clear()  # resumed: the run's judge is its own, never tuned again
+    Search.open(cfg.model_copy(update={"max_evals": 8}), run).run_until_done(
+        SerialExecutor(tuning_evaluate(jobs, TUNED)))
+    assert jobs and not any(j.get("tune") for j in jobs)
+
+
+def test_a_judge_that_cannot_be_tuned_stops_the_search_before_anything_is_spent(
+        tmp_path) -> None:
+    import pytest
+
+    from search.loop import SearchStopped
+
+    jobs: list = []
+    cfg = small_config(judge="tuned")
+    run = RunDir.create(tmp_path / "run", cfg)
+    with pytest.raises(SearchStopped, match="the judge cannot be set, so no program can be "
+                                            "judged: tuning adamw on quadratic/A: diverged"):
+        Search.open(cfg, run).run_until_done(SerialExecutor(tuning_evaluate(
+            jobs, error="tuning adamw on quadratic/A: diverged")))
+    assert len(jobs) == 1 and run.history() is not None and not list(run.history())
+
+
+def test_a_tuning_lost_to_the_infrastructure_is_asked_again(tmp_path) -> None:
+    jobs: list = []
+    lost = [True]
+
+    def flaky(job):
+        if job.get("tune") and lost.pop() if lost else False:
+            jobs.append(job)
+            return {"id": job["id"], "fitness": None, "infra": True, "tasks": {},
+                    "error": "worker lost", "worker": "t", "timing": {}}
+        return tuning_evaluate(jobs, TUNED)(job)
+
+    cfg = small_config(judge="tuned", max_evals=3)
+    run = RunDir.create(tmp_path / "run", cfg)
+    search = Search.open(cfg, run)
+    search.run_until_done(SerialExecutor(flaky))
+    assert [j.get("tune") for j in jobs[:2]] == ["adamw", "adamw"] and search.infra == 1
+    assert run.baselines()["quadratic/A"]["metric"] == 2.0 and search.evaluated == 3
 
 
 def test_a_full_disk_stops_the_search_and_it_resumes_once_space_is_free(tmp_path,
