@@ -249,6 +249,8 @@ def _funnel(args: argparse.Namespace) -> None:
     if args.seeds < 2:
         raise InputError(f"--seeds must be at least 2 (a standard error needs two), got "
                          f"{args.seeds}")
+    if not 0 <= args.trials <= 1024:
+        raise InputError(f"--trials must be from 0 to 1024, got {args.trials}")
     tiers_run = tuple(t.strip() for t in args.tiers.split(",") if t.strip())
     bad = [t for t in tiers_run if t not in ("B", "held_out", "C")]
     if bad or not tiers_run:
@@ -281,29 +283,56 @@ def _funnel(args: argparse.Namespace) -> None:
     def say(line: str) -> None:
         print(f"  {line}", flush=True)
 
+    def stopped(name: str, e: Exception) -> Stopped:  # not the program's fault
+        return Stopped(f"funnel stopped: {name}: {type(e).__name__}: "
+                       f"{' '.join(str(e).split())[:300]}{after}")
+
     def train(program, task_names):
         runs = {}
         for name in task_names:
             try:
                 runs |= train_runs(program, [name], seeds, WIDE, progress=lambda s: say(f"  {s}"))
-            except Exception as e:  # not the program's fault: a task that cannot load
-                raise Stopped(f"funnel stopped: {name}: {type(e).__name__}: "
-                              f"{' '.join(str(e).split())[:300]}{after}") from None
+            except Exception as e:  # a task that cannot load
+                raise stopped(name, e) from None
+        return runs
+
+    from evaluators.tuning import Protocol
+    from evaluators.tuning import tune as tune_baseline
+
+    protocol = Protocol(trials=args.trials)
+
+    def tune(baseline, task_names):
+        runs = {}
+        for name in task_names:
+            try:
+                t = tune_baseline(baseline, name, seeds, protocol,
+                                  progress=lambda s: say(f"  {s}"))
+            except Exception as e:  # a task that cannot load; defaults that always diverge
+                raise stopped(name, e) from None
+            runs[name] = {"metrics": list(t.metrics), "lr_multiplier": t.lr_multiplier,
+                          "lr_at_edge": t.lr_at_edge, "error": None,
+                          "hyperparameters": t.hyperparameters}
+            say(f"  {name}: {baseline} tuned: metric {t.metric:.4g} at {t.describe()}")
         return runs
 
     if not run.top(1):
         raise InputError(f"{args.run_dir}: no program has finished without failing yet")
+    how = f"baselines tuned on all their hyperparameters: {protocol.label()}"
     print(f"funnel on seeds {', '.join(map(str, seeds))} (the search used "
-          f"{', '.join(map(str, run.config().seeds))}), every program and baseline "
-          f"({', '.join(names)}) at its best learning rate ({WIDE.label()})", flush=True)
+          f"{', '.join(map(str, run.config().seeds))}), every program at its best learning "
+          f"rate ({WIDE.label()}), the {how} ({', '.join(names)}; each tuning is kept on this "
+          "machine)", flush=True)
     try:
         rows = funnel(run, train, k=args.top, margin=args.margin, held_out=tasks, seeds=seeds,
-                      baselines=names, grid=WIDE.label(), tiers_run=tiers_run, progress=say)
+                      baselines=names, grid=f"{WIDE.label()}; {how}", tiers_run=tiers_run,
+                      progress=say, tune=tune)
     except OSError as e:
         raise Stopped(f"funnel stopped: cannot write {e.filename}: {e.strerror}{after}") from None
     print(table(rows))
+    for row in rows:
+        print(f"program {row['id']}: {run.identify(run.program(row['id'])).describe()}")
     print(columns(names))
-    print("tuned baselines (mean metric at the chosen learning-rate multiplier):")
+    print("tuned baselines (mean metric at the tuned learning-rate multiplier and constants):")
     print(baselines_table(run.funnel()))
     print(f"wrote {run.path / 'funnel.json'}")
 
@@ -408,10 +437,14 @@ def _export(args: argparse.Namespace) -> None:
     if target.exists() and not args.force:
         raise InputError(f"{target} exists; pass --force to replace it")
     lr, note = args.lr, "by --lr" if args.lr is not None else ""
+    if run is not None:
+        found = run.best() if args.id is None else run.program(args.id)
+        what = run.identify(found).describe()
+        origin = f"{origin}: {what}"
+        print(f"what it is: {what}")
     if lr is None and run is not None:
         from search.funnel import calibrated_lr
 
-        found = run.best() if args.id is None else run.program(args.id)
         lr, note = calibrated_lr(run, found.id) or (None, "")
     text = export_source(program, args.name, hyperparameters=hyper, origin=origin,
                          learning_rate=lr, learning_rate_note=note)
@@ -643,13 +676,14 @@ def _search(args: argparse.Namespace) -> int:
         print(f"best program (id {best.id}, fitness {best.fitness:+.4f} against {against}"
               f"{tuned} on {', '.join(cfg.tasks)}{note}):")
         print(best.program.to_source(), end="")
+        print(f"what it is: {run.identify(best).describe()}")
     _errors(run)
     print(f"cache hit rate {search.cache.hit_rate:.1%}; run directory: {run.path}")
     if cfg.funnel_top:
         print(f"funnel: the {cfg.funnel_top} best programs on tiers B and C and held-out tasks")
         _funnel(argparse.Namespace(run_dir=str(run.path), top=cfg.funnel_top, margin=0.0,
                                    held_out=",".join(DEFAULT_HELD_OUT), seeds=3, baselines=None,
-                                   tiers="B,held_out,C"))
+                                   tiers="B,held_out,C", trials=16))
     return 0
 
 
@@ -741,8 +775,11 @@ def _main(argv: list[str] | None) -> int:
     fun.add_argument("--seeds", type=int, default=3,
                      help="training seeds, the ones after the search's largest")
     fun.add_argument("--baselines", default="adamw,lion,momentum",
-                     help="library programs every finalist is compared with, each tuned by "
-                          "the same learning-rate grid")
+                     help="library programs every finalist is compared with, each tuned on "
+                          "its learning rate and other hyperparameters by one protocol")
+    fun.add_argument("--trials", type=int, default=16,
+                     help="the baselines' tuning budget: quasi-random hyperparameter points "
+                          "after their defaults (0: the learning rate only)")
     bas = command("baselines", "tune baselines (the judge) on tasks: the learning rate and "
                   "every other hyperparameter, by one protocol; cached per machine")
     bas.add_argument("--tasks", default="mlp_mnist1d/A,transformer_lm/A",

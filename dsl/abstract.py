@@ -16,7 +16,7 @@ be screened before any training:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,7 +219,18 @@ def structural_hash(program: Program) -> str:
     return program.derived("structural_hash", lambda: _structural_hash(program))
 
 
-def _structural_hash(program: Program) -> str:
+def skeleton_hash(program: Program) -> str:
+    """:func:`structural_hash` with every numeric constant alike: equal for programs that
+    compute the update the same way up to their constants (AdamW with other betas and
+    weight decay is AdamW's skeleton). What :mod:`dsl.skeleton` names programs by."""
+    return program.derived("skeleton_hash", lambda: _structural_hash(program, _hash_any_const))
+
+
+def _hash_any_const(value: float) -> int:
+    return hash((_CONST,))
+
+
+def _structural_hash(program: Program, const: Callable[[float], int] = _hash_const) -> str:
     live = liveness(program)
     plan = Plan.live_of(program)
     init = [hash((_INIT_CODES[s.init],)) for s in program.states]
@@ -228,7 +239,7 @@ def _structural_hash(program: Program) -> str:
     update = 0
     for _ in range(len(live.states) + 1):
         env = initial_env(program, inputs, labels)
-        outs = walk(plan, env, _hash_const, _hash_apply)
+        outs = walk(plan, env, const, _hash_apply)
         update = outs[0]
         returned = dict(zip(sorted(live.states), outs[1:], strict=True))
         labels = [

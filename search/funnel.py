@@ -21,7 +21,10 @@ already in the file for the same tasks, seeds and baselines is not run again,
 nor is a baseline.
 
 Training is passed in (``train(program, tasks) -> {task: TaskRun}``): search/
-never trains.
+never trains. So is the baselines' (``tune(name, tasks)``): by default the command
+line tunes each on its learning rate and its other hyperparameters
+(:mod:`evaluators.tuning`), so a finalist that is a baseline with other constants
+cannot beat it.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ SEEDS = 3
 
 
 Train = Callable[[Program, list[str]], dict[str, TaskRun]]
+#: A baseline (a library name) at its best constants on tasks.
+Tune = Callable[[str, list[str]], dict[str, TaskRun]]
 
 
 def funnel_seeds(search_seeds: list[int], n: int = SEEDS) -> tuple[int, ...]:
@@ -98,14 +103,21 @@ def funnel(run: RunDir, train: Train, *, k: int = 3, margin: float = 0.0,
            held_out: list[str] | None = None, seeds: tuple[int, ...] | None = None,
            baselines: tuple[str, ...] = BASELINES, grid: str = "",
            tiers_run: tuple[str, ...] = ("B", "held_out", "C"),
-           progress: Callable[[str], None] | None = None) -> list[FunnelRow]:
+           progress: Callable[[str], None] | None = None,
+           tune: Tune | None = None) -> list[FunnelRow]:
     """Run the funnel, resuming ``funnel.json``; return its rows, best first.
 
     ``train`` trains a program on tasks at ``seeds`` (the caller binds them;
     default :func:`funnel_seeds`) and ``grid`` describes its calibration, for the
     record. A tier's ``fitness`` is the mean over its tasks of the fitness against
     the best baseline of each task. ``tiers_run`` leaves tiers out (C costs most).
+    ``tune`` gives the baselines' runs (default: ``train`` of each library program at
+    its own constants, on the learning rate only).
     """
+    if tune is None:
+        def tune(name: str, tasks: list[str]) -> dict[str, TaskRun]:
+            return train(library.get(name), tasks)
+
     cfg = run.config()
     seeds = tuple(seeds) if seeds is not None else funnel_seeds(cfg.seeds)
     tiers = {"B": tier(cfg.tasks, "B"), "held_out": held_out if held_out is not None
@@ -127,7 +139,7 @@ def funnel(run: RunDir, train: Train, *, k: int = 3, margin: float = 0.0,
             if missing:
                 if progress:
                     progress(f"baseline {name}: {', '.join(missing)}")
-                base_runs.setdefault(name, {}).update(train(library.get(name), missing))
+                base_runs.setdefault(name, {}).update(tune(name, missing))
                 save()
 
     chosen = run.top(k)
@@ -274,7 +286,9 @@ def baselines_table(saved: FunnelFile) -> str:
     runs = saved["baseline_runs"]
     tasks = sorted({t for r in runs.values() for t in r})
     cells = {task: ["-" if (r := runs[name].get(task)) is None else
-                    f"{_mean(r['metrics']):.4g} at lr x{r['lr_multiplier']:.3g}" for name in runs]
+                    f"{_mean(r['metrics']):.4g} at lr x{r['lr_multiplier']:.3g}"
+                    + "".join(f", {k} {v:.3g}" for k, v in r.get("hyperparameters", {}).items())
+                    for name in runs]
              for task in tasks}
     width = max([18, *(len(t) + 2 for t in tasks)])
     col = max([len(name) for name in runs] + [len(c) for row in cells.values() for c in row]) + 2

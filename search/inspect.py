@@ -65,14 +65,15 @@ def report(run: RunDir, top: int = 3, program_id: int | None = None) -> str:
     if not chosen:
         lines.append("no program finished without failing")
     for found in chosen:
-        lines.extend(_describe(found, records, warm))
+        lines.extend(_describe(run, found, records, warm))
     if errors:
         lines.append("\nmost frequent errors:")
         lines.extend(f"  {n:>5} x {message}" for message, n in errors)
     return "\n".join(lines)
 
 
-def _describe(found: RunProgram, records: list[dict[str, Any]], warm: str) -> list[str]:
+def _describe(run: RunDir, found: RunProgram, records: list[dict[str, Any]],
+              warm: str) -> list[str]:
     rec = found.record
     fitness = "failed" if found.failed else f"{found.fitness:+.4f}"
     lines = [f"\nprogram {found.id}  fitness {fitness}  round {found.round}"]
@@ -85,6 +86,11 @@ def _describe(found: RunProgram, records: list[dict[str, Any]], warm: str) -> li
            else "the program had already failed")
     for task in rec.get("skipped", []):
         lines.append(f"  {task}: not trained ({why})")
+    identity = run.identify(found)
+    lines.append(f"what it is: {identity.describe()}")
+    if identity.diff:
+        lines.append(f"  its skeleton (constants as C) against {identity.name}'s:")
+        lines.extend(f"    {line}" for line in identity.diff.rstrip().splitlines()[2:])
     source = found.program.to_source()
     lines.append(source.rstrip())
     dead = len(found.genome.statements) - len(found.program.statements)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dsl import Program, ProgramError, library, parse
+from dsl import Program, ProgramError, abstract, library, parse
 from evaluators.grid import WIDE
 from search.cache import Cache
 from search.config import SearchConfig
@@ -312,6 +312,7 @@ class Search:
             "id": cand.id, "parent": cand.parent, "round": cand.round,
             "mutation": cand.mutation, "source": cand.program.to_source(),
             "structural_hash": keys[0], "fingerprint": keys[1],
+            "skeleton": abstract.skeleton_hash(cand.program),
             "cached": cached_from is not None, "cached_from": cached_from,
             "fitness": None if infra else result["fitness"], "infra": infra,
             "tasks": result.get("tasks", {}), "error": result.get("error"),

@@ -87,6 +87,9 @@ class HistoryRecord(TypedDict):
     source: str
     structural_hash: str
     fingerprint: str
+    #: :func:`dsl.abstract.skeleton_hash`: the same for the same algorithm with other
+    #: constants (runs made before it was recorded have none).
+    skeleton: NotRequired[str]
     #: Answered by the cache (no evaluation ran); ``cached_from`` names the original.
     cached: bool
     cached_from: NotRequired[int | None]
@@ -135,6 +138,8 @@ class TaskRun(TypedDict):
     lr_multiplier: float  # the multiplier calibration chose
     lr_at_edge: bool  # the best multiplier was the grid's edge
     error: NotRequired[str | None]  # why the program could not be trained (invalid there)
+    #: A tuned baseline's other hyperparameters (``evaluators.tuning``), by name.
+    hyperparameters: NotRequired[dict[str, float]]
 
 
 class Comparison(TypedDict):

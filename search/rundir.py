@@ -44,6 +44,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dsl import Program, graph, parse
+from dsl.skeleton import Identity, identify
 from search.config import ADDED_FIELDS, SearchConfig
 from search.evolution import FAILED
 from search.records import (
@@ -340,6 +341,11 @@ class RunDir:
         if rec["cached"] and rec.get("cached_from") in records:
             rec = rec | {"tasks": records[rec["cached_from"]].get("tasks", {})}
         return RunProgram.from_record(rec)
+
+    def identify(self, found: RunProgram) -> Identity:
+        """What ``found`` is: the run's warm start (its first record) or a library program
+        with other constants, or a new structure (:func:`dsl.skeleton.identify`)."""
+        return identify(found.program, self.program(0).genome)
 
     def baselines(self) -> dict[str, dict[str, Any]]:
         """Per task, the calibrated warm start: ``{"metric", "lr_multiplier"}`` ({} before

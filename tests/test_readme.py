@@ -123,7 +123,7 @@ BENCHMARK_SIZES = {
     "bench_export.py": ["--rounds", "2"],
     "bench_reliability.py": ["--cycles", "1", "--max-evals", "10"],
     "bench_grid.py": ["--points", "2", "--tasks", "quadratic/A", "--repeats", "1"],
-    "bench_discovery.py": ["--quick", "--evals", "3", "--tasks", "quadratic/A",
+    "bench_discovery.py": ["--quick", "--evals", "3", "--tasks", "quadratic/A", "--trials", "2",
                            "--search-seeds", "2"],
     "bench_dynamics.py": ["--seeds", "2", "--evals", "3", "--tasks", "quadratic/A", "--jobs",
                           "1", "--setting", "default", "--setting", "T1", "tournament=1"],

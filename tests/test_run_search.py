@@ -198,8 +198,9 @@ def test_search_then_funnel_end_to_end(tmp_path) -> None:
     assert r.stderr.strip().splitlines()[-1].startswith(
         "error: funnel stopped: autoencoder_digits/A: ModuleNotFoundError: No module named "
         "'sklearn' (what it finished is kept in ")
-    assert re.search(r"baseline lion: quadratic/B\n +quadratic/B: metric [\d.]+ at lr x",
+    assert re.search(r"baseline lion: quadratic/B\n +lion on quadratic/B: defaults [\d.]+ at lr x",
                      r.stdout)  # progress: each baseline, tuned, then the finalist
+    assert re.search(r"quadratic/B: lion tuned: metric [\d.]+ at lr x[\d.e-]+, b1=", r.stdout)
     saved = json.loads((tmp_path / "run" / "funnel.json").read_text())
     assert list(saved["rows"][0]["tiers"]) == ["B"] and saved["seeds"] == [1, 2, 3]
     assert set(saved["baseline_runs"]) == {"adamw", "lion", "momentum"}
@@ -209,8 +210,10 @@ def test_search_then_funnel_end_to_end(tmp_path) -> None:
     assert "baseline adamw: quadratic/B" not in again.stdout  # nor its baselines
     assert "held out" in again.stdout and "columns: fitness = log(baseline metric / metric) " \
         "against the best of the tuned baselines" in again.stdout
-    assert re.search(r"autoencoder_digits/A +[\d.]+ at lr x[\d.e-]+ +[\d.]+ at lr x",
-                     again.stdout), again.stdout
+    assert re.search(r"autoencoder_digits/A +[\d.]+ at lr x[\d.e-]+, b1 [\d.e-]+, b2 [\d.e-]+, "
+                     r"weight_decay [\d.e-]+ +[\d.]+ at lr x", again.stdout), again.stdout
+    assert re.search(r"program \d+: (the warm start|library program|a new structure)",
+                     again.stdout)
     assert re.search(r"(beats|within noise of|worse than) the best baseline", again.stdout)
     bad = run_cli("funnel", str(tmp_path / "run"), "--held-out", "mlp_mnist1d/A", timeout=60)
     assert bad.returncode == 2 and "is not a held-out task" in bad.stderr
