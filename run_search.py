@@ -189,6 +189,7 @@ def _program_arg(spec: str, program_id: int | None = None):
 
 def _simplify(args: argparse.Namespace) -> None:
     from evaluators.catalog import names
+    from search.rundir import scales_of
     from search.simplify import reads_weights, simplify
 
     if not 0 <= args.tolerance < math.inf:
@@ -214,9 +215,14 @@ def _simplify(args: argparse.Namespace) -> None:
         found = (run.best() if args.id is None else run.program(args.id)) if run else None
         centres = found.lr if grid is not None and found is not None else None
 
+        # and against the run's judge (tuned AdamW, its tasks weighted by their seed noise)
+        judged = run.baselines() if run and run.config().judge == "tuned" else {}
+        bases = {t: b["metric"] for t, b in judged.items()} or None
+        scales = scales_of(judged, tasks) if judged else None
+
         def fitness(p):
             return evaluate_all(p, tasks, seeds, lr_grid=grid, centres=centres,
-                                until_failure=True)[1]
+                                until_failure=True, baselines=bases, scales=scales)[1]
 
         how = (f", each variant at its best of {grid.points} learning rates x{grid.ratio:.3g} "
                "apart around the program's" if grid is not None else "")
@@ -296,7 +302,7 @@ def _funnel(args: argparse.Namespace) -> None:
                 raise stopped(name, e) from None
         return runs
 
-    from evaluators.tuning import Protocol
+    from evaluators.tuning import Protocol, tuned_run
     from evaluators.tuning import tune as tune_baseline
 
     protocol = Protocol(trials=args.trials)
@@ -309,9 +315,7 @@ def _funnel(args: argparse.Namespace) -> None:
                                   progress=lambda s: say(f"  {s}"))
             except Exception as e:  # a task that cannot load; defaults that always diverge
                 raise stopped(name, e) from None
-            runs[name] = {"metrics": list(t.metrics), "lr_multiplier": t.lr_multiplier,
-                          "lr_at_edge": t.lr_at_edge, "error": None,
-                          "hyperparameters": t.hyperparameters}
+            runs[name] = tuned_run(t)
             say(f"  {name}: {baseline} tuned: metric {t.metric:.4g} at {t.describe()}")
         return runs
 

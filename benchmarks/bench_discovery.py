@@ -52,7 +52,7 @@ from benchmarks.stats import mean_se  # noqa: E402
 from evaluators.catalog import DEFAULT_HELD_OUT  # noqa: E402
 from evaluators.evaluate import train_runs  # noqa: E402
 from evaluators.grid import WIDE  # noqa: E402
-from evaluators.tuning import Protocol, tune  # noqa: E402
+from evaluators.tuning import Protocol, tune, tuned_run  # noqa: E402
 from search.config import SearchConfig  # noqa: E402
 from search.executor import make_executor  # noqa: E402
 from search.funnel import funnel  # noqa: E402
@@ -138,9 +138,7 @@ def main() -> None:
         runs = {}
         for task in task_names:
             t = tune(name, task, seeds, protocol)
-            runs[task] = {"metrics": list(t.metrics), "lr_multiplier": t.lr_multiplier,
-                          "lr_at_edge": t.lr_at_edge, "error": None,
-                          "hyperparameters": t.hyperparameters}
+            runs[task] = tuned_run(t)
         return runs
 
     per_seed: list[dict[str, tuple]] = []  # per search seed: method -> (best, funnel row)

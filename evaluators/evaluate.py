@@ -284,9 +284,11 @@ def evaluate_all(
     program: Program, task_names: list[str], seeds: tuple[int, ...] = (0, 1),
     *, baseline: str = BASELINE, lr_grid: LrGrid | None = None,
     centres: dict[str, float] | None = None, progress: Callable[[str], None] | None = None,
-    until_failure: bool = False,
+    until_failure: bool = False, baselines: dict[str, float] | None = None,
+    scales: dict[str, float] | None = None,
 ) -> tuple[list[EvalResult], float]:
-    """Evaluate on several tasks; return the results and the combined fitness.
+    """Evaluate on several tasks; return the results and the combined fitness (by the
+    one multi-task rule, :func:`evaluators.fitness.judge_tasks`, with ``scales``).
 
     With ``lr_grid``, each task calibrates as :func:`evaluate` does, its grid
     centred on ``centres[task]`` where given. With ``progress``, a line is
@@ -294,34 +296,34 @@ def evaluate_all(
     trained alone, which gives the same result to float rounding, since each
     seed's run does not depend on the others). With ``until_failure``, the tasks
     after the first one the program fails on are not trained (the combined
-    fitness is ``FAILED`` whatever they give) and have no result.
+    fitness is ``FAILED`` whatever they give) and have no result. ``baselines``
+    gives each task's baseline metric (a search's judge) instead of ``baseline``'s.
     """
-    if progress is None or lr_grid is not None:
-        results = []
-        for name in task_names:
-            if until_failure and results and results[-1].failed:
-                break
+    bases = baselines or {}
+
+    def one(name: str) -> EvalResult:
+        if progress is None or lr_grid is not None:
             r = evaluate(program, name, seeds, baseline=baseline, lr_grid=lr_grid,
-                         centre=(centres or {}).get(name))
+                         centre=(centres or {}).get(name), baseline_value=bases.get(name))
             if progress:
+                at = "" if r.baseline_lr is None else f" at x{r.baseline_lr:.3g}"
                 what = ("failed" if r.failed else f"metric {np.mean(r.metrics):.4g} at lr "
-                        f"x{r.lr_multiplier:.3g} (AdamW {r.baseline:.4g} at x{r.baseline_lr:.3g})")
+                        f"x{r.lr_multiplier:.3g} (baseline {r.baseline:.4g}{at})")
                 progress(f"{name}: {what}, {r.wall_time:.1f} s")
-            results.append(r)
-    else:
-        results = []
-        for name in task_names:
-            if until_failure and results and results[-1].failed:
-                break
-            parts = []
-            for seed in _seeds(seeds):
-                r = evaluate(program, name, (seed,), baseline=baseline)
-                what = ("failed" if r.failed else f"metric {r.metrics[0]:.4g} (AdamW "
-                        f"{r.baseline:.4g})")
-                progress(f"{name} seed {seed}: {what}, {r.wall_time:.1f} s")
-                parts.append(r)
-            results.append(_merge(parts))
-    return results, fit.combine(r.fitness for r in results)
+            return r
+        parts = []
+        for seed in _seeds(seeds):
+            r = evaluate(program, name, (seed,), baseline=baseline,
+                         baseline_value=bases.get(name))
+            what = ("failed" if r.failed else f"metric {r.metrics[0]:.4g} (baseline "
+                    f"{r.baseline:.4g})")
+            progress(f"{name} seed {seed}: {what}, {r.wall_time:.1f} s")
+            parts.append(r)
+        return _merge(parts)
+
+    outcome = fit.judge_tasks(task_names, one, lambda r: r.fitness, until_failure=until_failure,
+                              scales=scales)
+    return outcome.results, outcome.fitness
 
 
 def _merge(parts: list[EvalResult]) -> EvalResult:

@@ -123,6 +123,8 @@ class Trial(BaseModel):
     lr_multiplier: float
     metric: float | None = Field(description="Best mean metric of its lanes; None if every "
                                  "lane diverged.")
+    metrics: tuple[float, ...] = Field((), description="Per-seed metrics there (none for the "
+                                       "defaults' calibration).")
 
 
 class Tuned(BaseModel):
@@ -142,6 +144,10 @@ class Tuned(BaseModel):
     metrics: tuple[float, ...] = Field(description="Per-seed metrics there.")
     default_metric: float = Field(description="The library defaults' mean metric at their "
                                   "best learning rate (step 1).")
+    seed_noise: float | None = Field(
+        description="The standard deviation of one seed's log metric about its seed mean, "
+        "pooled over the better half of the trials and the final run (None with one seed): "
+        "the task's scale in the multi-task rule (evaluators.fitness.combine).")
     trials: tuple[Trial, ...] = Field(description="Every trial, in order.")
     seconds: float = Field(description="Wall time of the tuning (0 for a cached answer).")
 
@@ -218,7 +224,8 @@ def tune(program: str, task: str | Task, seeds: tuple[int, ...] = (0, 1),
         r = evaluate(library.get(program, **hp), task, seeds, lr_grid=lanes,
                      centre=best.lr_multiplier, baseline_value=1.0)
         trial = Trial(hyperparameters=hp, lr_multiplier=r.lr_multiplier,
-                      metric=None if r.failed else float(np.mean(r.metrics, dtype=np.float64)))
+                      metric=None if r.failed else float(np.mean(r.metrics, dtype=np.float64)),
+                      metrics=() if r.failed else tuple(float(m) for m in r.metrics))
         trials.append(trial)
         if trial.metric is not None and trial.metric < best.metric:
             best = trial
@@ -233,15 +240,43 @@ def tune(program: str, task: str | Task, seeds: tuple[int, ...] = (0, 1),
     if r.failed:  # the best trial diverged when trained again: impossible unless broken
         raise RuntimeError(f"tuning {program} on {task.name}: its best trial "
                            f"({_hp(best.hyperparameters)}) failed when refined: {r.error}")
+    metrics = tuple(float(m) for m in r.metrics)
     result = Tuned(program=program, task=task.name, seeds=seeds, protocol=protocol.label(),
                    hyperparameters=best.hyperparameters, lr_multiplier=r.lr_multiplier,
                    lr_at_edge=r.lr_at_edge, metric=float(np.mean(r.metrics, dtype=np.float64)),
-                   metrics=tuple(float(m) for m in r.metrics), default_metric=default.metric,
+                   metrics=metrics, default_metric=default.metric,
+                   seed_noise=seed_noise([*(t.metrics for t in trials), metrics]),
                    trials=tuple(trials), seconds=time.perf_counter() - start)
     say(f"{program} on {task.name}: tuned {result.metric:.4g} ({result.describe()}; defaults "
         f"{default.metric:.4g}) in {result.seconds:.0f} s")
     baselines.store(cache_key(program, task, seeds, protocol), result.model_dump(mode="json"))
     return result
+
+
+def seed_noise(runs: list[tuple[float, ...]]) -> float | None:
+    """The pooled standard deviation of one seed's log metric about its run's seed mean,
+    over the better half of ``runs`` (per-seed metrics; empty ones skipped): near the
+    optimum, where the judge's noise matters. None without two seeds.
+
+    >>> round(seed_noise([(1.0, 1.0), (2.0, 2.0 * math.e ** 0.02), (9.0, 1.0)]), 4)
+    0.01
+    """
+    usable = sorted((r for r in runs if len(r) > 1 and all(m > 0 for m in r)),
+                    key=lambda r: sum(r) / len(r))
+    usable = usable[:max(1, (len(usable) + 1) // 2)]
+    squares, dof = 0.0, 0
+    for r in usable:
+        logs = np.log(np.asarray(r, dtype=np.float64))
+        squares += float(np.sum((logs - logs.mean()) ** 2))
+        dof += len(r) - 1
+    return math.sqrt(squares / dof) if dof else None
+
+
+def tuned_run(t: Tuned) -> dict:
+    """A tuning as the funnel reads a baseline's training (``search.records.TaskRun``)."""
+    return {"metrics": list(t.metrics), "lr_multiplier": t.lr_multiplier,
+            "lr_at_edge": t.lr_at_edge, "error": None, "hyperparameters": t.hyperparameters,
+            "seed_noise": t.seed_noise}
 
 
 def _default_value(program: str, name: str) -> float:
@@ -254,4 +289,5 @@ def _hp(hp: dict[str, float]) -> str:
     return ", ".join(f"{k}={v:.4g}" for k, v in hp.items()) or "defaults"
 
 
-__all__ = ["PROTOCOL", "SPACES", "Axis", "Protocol", "Trial", "Tuned", "cached", "tune"]
+__all__ = ["PROTOCOL", "SPACES", "Axis", "Protocol", "Trial", "Tuned", "cached", "seed_noise",
+           "tune", "tuned_run"]

@@ -185,10 +185,11 @@ def evaluate_job(job: Job) -> Result:
     or training a task is an infrastructure error naming the task. Tasks run in
     the job's order, and a program that fails one (invalid, or diverged at every
     learning rate) is not trained on the rest: its fitness is ``FAILED`` whatever
-    they give. With the job's ``hurdle``, a program whose mean fitness on the tasks
+    they give. With the job's ``hurdle``, a program whose fitness on the tasks
     trained so far is below it is not trained on the rest either (``screened``): its
-    fitness is that mean. The result names the tasks not trained (``skipped``), so
-    list cheap tasks first.
+    fitness is that so far. The result names the tasks not trained (``skipped``), so
+    list cheap tasks first. Tasks combine by the job's ``scales``
+    (:func:`evaluators.fitness.judge_tasks`: the one multi-task rule).
     """
     if job.get("tune"):
         return tune_job(job)
@@ -204,7 +205,7 @@ def evaluate_job(job: Job) -> Result:
     where = "loading the evaluators"
     try:
         from evaluators import evaluate
-        from evaluators.fitness import combine
+        from evaluators.fitness import judge_tasks
         from evaluators.grid import LrGrid
         from evaluators.tasks import load_modules
 
@@ -212,32 +213,31 @@ def evaluate_job(job: Job) -> Result:
 
         grid = None if job.get("lr_grid") is None else LrGrid.model_validate(job["lr_grid"])
         centres, bases = job.get("lr_centre") or {}, job.get("baselines") or {}
-        hurdle, screened = job.get("hurdle"), False
-        results = []
-        for task in job["tasks"]:
+
+        def train(task: str):
+            nonlocal where
             where = task
-            results.append(evaluate(program, task, tuple(job["seeds"]), lr_grid=grid,
-                                    centre=centres.get(task), baseline_value=bases.get(task)))
-            if results[-1].failed:  # FAILED whatever the other tasks give: spare them
-                break
-            if hurdle is not None and combine(r.fitness for r in results) < hurdle:
-                screened = len(results) < len(job["tasks"])
-                break
+            return evaluate(program, task, tuple(job["seeds"]), lr_grid=grid,
+                            centre=centres.get(task), baseline_value=bases.get(task))
+
+        outcome = judge_tasks(job["tasks"], train, lambda r: r.fitness, hurdle=job.get("hurdle"),
+                              scales=job.get("scales"))
     except Exception as e:  # not the program's fault: never its fitness
         return infra_result(job, f"{where}: {type(e).__name__}: {e}",
                             time.perf_counter() - start)
+    results, skipped = outcome.results, outcome.skipped
     tasks = {r.task: {"fitness": r.fitness, "metrics": list(r.metrics), "steps": list(r.steps),
                       "diverged": r.diverged, "error": r.error, "baseline": r.baseline}
              | ({"lr_multiplier": r.lr_multiplier, "lr_at_edge": r.lr_at_edge,
                  "baseline_lr": r.baseline_lr,
                  "lr_grid": [list(p) for p in r.lr_grid]} if grid is not None else {})
              for r in results}
-    skipped = [task for task in job["tasks"] if task not in tasks]
-    return {"id": job["id"], "fitness": combine(r.fitness for r in results), "tasks": tasks,
+    return {"id": job["id"], "fitness": outcome.fitness, "tasks": tasks,
             "error": None, "worker": f"{socket.gethostname()}:{os.getpid()}",
             "timing": {"wall_time": time.perf_counter() - start,
                        "compile_time": sum(r.compile_time for r in results)}} | (
-                {"skipped": skipped} if skipped else {}) | ({"screened": True} if screened else {})
+                {"skipped": skipped} if skipped else {}) | (
+                {"screened": True} if outcome.screened else {})
 
 
 class SerialExecutor:

@@ -34,6 +34,7 @@ from collections.abc import Callable
 
 from dsl import Program, library
 from evaluators.catalog import DEFAULT_HELD_OUT, names
+from evaluators.fitness import combine, weights
 from search.evolution import FAILED
 from search.records import Comparison, FunnelFile, FunnelRow, FunnelTask, FunnelTier, TaskRun
 from search.rundir import RunDir, RunDirError
@@ -177,8 +178,9 @@ def funnel(run: RunDir, train: Train, *, k: int = 3, margin: float = 0.0,
 def judge(runs: dict[str, TaskRun], base: dict[str, dict[str, TaskRun]],
           margin: float = 0.0) -> FunnelTier:
     """One tier of one program: per task, the comparison with each baseline and with
-    the best (the lowest mean metric); the tier's fitness and standard error (mean
-    over tasks), and a verdict."""
+    the best (the lowest mean metric); the tier's fitness and standard error (over
+    tasks by :func:`evaluators.fitness.combine`, weighted by the first baseline's seed
+    noise per task where known), and a verdict."""
     tasks: dict[str, FunnelTask] = {}
     for task, r in runs.items():
         vs = {name: compare(r["metrics"], b[task]["metrics"]) for name, b in base.items()}
@@ -189,12 +191,15 @@ def judge(runs: dict[str, TaskRun], base: dict[str, dict[str, TaskRun]],
             lr_at_edge=r["lr_at_edge"], error=r.get("error"), vs=vs, best_baseline=best,
             fitness=vs[best]["fitness"], stderr=vs[best]["stderr"],
             verdict=verdict(vs[best], best, margin))
-    values = [t["fitness"] for t in tasks.values()]
-    errors = [t["stderr"] for t in tasks.values()]
-    failed = any(v <= FAILED for v in values) or not values
-    fitness = FAILED if failed else sum(values) / len(values)
-    stderr = (None if failed or any(e is None for e in errors)
-              else math.sqrt(sum(e * e for e in errors)) / len(errors))
+    # the one multi-task rule: tasks weighted by the inverse of their judge's seed noise
+    # (the first baseline's, tuned) where every task has it, else the plain mean
+    judge = next(iter(base.values()), {})
+    scales = {t: judge.get(t, {}).get("seed_noise") for t in tasks}
+    w = weights(tasks, scales)
+    fitness = combine({t: v["fitness"] for t, v in tasks.items()}, scales)
+    errors = [(w[t], v["stderr"]) for t, v in tasks.items()]
+    stderr = (None if fitness <= FAILED or any(e is None for _, e in errors)
+              else math.sqrt(sum((k * e) ** 2 for k, e in errors)))
     overall = Comparison(fitness=fitness, stderr=stderr)
     return FunnelTier(fitness=fitness, stderr=stderr, beats_best=beats(overall, margin),
                       verdict=verdict(overall, "the best baseline", margin).replace(

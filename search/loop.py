@@ -46,7 +46,7 @@ from search.cache import Cache
 from search.config import SearchConfig
 from search.evolution import FAILED, Candidate, Evolution
 from search.records import Job
-from search.rundir import DiskError, RunDir, RunDirError, lr_of
+from search.rundir import DiskError, RunDir, RunDirError, lr_of, scales_of
 
 #: Proposals allowed per evaluation before the search stops looking for new programs.
 MAX_PROPOSALS_PER_EVAL = 200
@@ -424,6 +424,9 @@ class Search:
             job["baselines"] = None
         if self.baselines:
             job["baselines"] = {t: b["metric"] for t, b in self.baselines.items()}
+        scales = scales_of(self.baselines, self.cfg.tasks)
+        if scales:
+            job["scales"] = scales
         return job
 
     def run_until_done(self, executor: Any,

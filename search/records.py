@@ -41,6 +41,9 @@ class Job(TypedDict):
     hurdle: NotRequired[float | None]
     #: Not a program: tune this library baseline on the job's one task (the judge).
     tune: NotRequired[str]
+    #: Per task, the judge's seed noise: tasks combine weighted by its inverse
+    #: (``evaluators.fitness.combine``); absent, by the plain mean.
+    scales: NotRequired[dict[str, float]]
 
 
 class TaskResult(TypedDict):
@@ -138,8 +141,10 @@ class TaskRun(TypedDict):
     lr_multiplier: float  # the multiplier calibration chose
     lr_at_edge: bool  # the best multiplier was the grid's edge
     error: NotRequired[str | None]  # why the program could not be trained (invalid there)
-    #: A tuned baseline's other hyperparameters (``evaluators.tuning``), by name.
+    #: A tuned baseline's other hyperparameters (``evaluators.tuning``), by name, and its
+    #: seed noise (the task's scale in the multi-task rule).
     hyperparameters: NotRequired[dict[str, float]]
+    seed_noise: NotRequired[float | None]
 
 
 class Comparison(TypedDict):

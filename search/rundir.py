@@ -95,6 +95,22 @@ class RunProgram:
         return self.fitness <= FAILED
 
 
+def scales_of(baselines: dict[str, dict[str, Any]], tasks: list[str]) -> dict[str, float] | None:
+    """Each task's scale in the multi-task rule (``evaluators.fitness.combine``): its tuned
+    judge's seed noise, from ``baselines.json``; None unless every task has one (then
+    tasks combine by the plain mean, as runs judged by the warm start do).
+
+    >>> scales_of({"a": {"metric": 1.0, "tuned": {"seed_noise": 0.01}}}, ["a"])
+    {'a': 0.01}
+    >>> scales_of({"a": {"metric": 1.0}}, ["a"]) is None
+    True
+    """
+    noise = {t: (baselines.get(t, {}).get("tuned") or {}).get("seed_noise") for t in tasks}
+    if not all(isinstance(v, float) and v > 0 for v in noise.values()):
+        return None
+    return noise  # type: ignore[return-value]
+
+
 def lr_of(tasks: dict[str, Any]) -> dict[str, float]:
     """Per task, the learning-rate multiplier an evaluation chose (records of
     searches without a grid have none)."""

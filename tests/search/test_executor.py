@@ -286,7 +286,8 @@ def test_a_tuning_job_answers_the_tuning_an_error_or_an_infrastructure_error(
     job = {"id": -1, "source": "", "tasks": ["quadratic/A"], "seeds": [0], "tune": "adamw"}
     answer = tuning.Tuned(program="adamw", task="quadratic/A", seeds=(0,), protocol="p",
                           hyperparameters={"b1": 0.8}, lr_multiplier=0.1, lr_at_edge=False,
-                          metric=2.0, metrics=(2.0,), default_metric=2.5, trials=(),
+                          metric=2.0, metrics=(2.0,), default_metric=2.5, seed_noise=None,
+                          trials=(),
                           seconds=1.0)
     monkeypatch.setattr(tuning, "tune", lambda *a, **k: answer)
     result = evaluate_job(job)

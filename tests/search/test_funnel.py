@@ -153,3 +153,23 @@ def test_the_calibrated_learning_rate_of_the_largest_tier_verified(tmp_path) -> 
     assert calibrated_lr(run, best) == (0.5, "on tier C of the funnel (quadratic/C 0.5)")
     other = run.top(2)[1].id  # never funnelled; its search had no grid
     assert calibrated_lr(run, other) is None
+
+
+def test_a_tier_weighs_its_tasks_by_the_judges_seed_noise() -> None:
+    from search.funnel import judge
+
+    def runs(score, noise=None):
+        return {t: {"metrics": [math.exp(-s + 0.001 * k) for k in range(3)], "lr_multiplier": 1.0,
+                    "lr_at_edge": False, "error": None} | (
+                        {"seed_noise": noise[t]} if noise else {})
+                for t, s in score.items()}
+
+    program = runs({"lm": -0.005, "mlp": 0.05})  # 5 noise units better on one, worse on other
+    quiet = {"adamw": runs({"lm": 0.0, "mlp": 0.0}, {"lm": 0.001, "mlp": 0.01})}
+    tier = judge(program, quiet)
+    assert tier["fitness"] == pytest.approx(0.0, abs=1e-9)  # they cancel
+    plain = judge(program, {"adamw": runs({"lm": 0.0, "mlp": 0.0})})  # no noise: the mean
+    assert plain["fitness"] == pytest.approx((0.05 - 0.005) / 2, abs=1e-9)
+    w = 1 / 11  # the tier's error combines the tasks' by the same weights
+    lm, mlp = tier["tasks"]["lm"]["stderr"], tier["tasks"]["mlp"]["stderr"]
+    assert tier["stderr"] == pytest.approx(math.sqrt((10 * w * lm) ** 2 + (w * mlp) ** 2))

@@ -72,9 +72,14 @@ def test_same_seed_same_history_and_golden(tmp_path) -> None:
     digest = hashlib.sha256(json.dumps(a, sort_keys=True).encode()).hexdigest()[:16]
     # Pinned: any change to mutation, evolution, caching or recording shows here.
     assert digest == GOLDEN, digest
+    # the records gained their skeleton and nothing else changed
+    before = [{k: v for k, v in r.items() if k != "skeleton"} for r in a]
+    assert hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16] == (
+        "3523f327f41c9621")
 
 
-GOLDEN = "3523f327f41c9621"  # the config gained hurdle (with hurdle=None: 0358d088e57621cc)
+GOLDEN = "42ebe0783b00cd6f"  # records gained "skeleton" (without it: 3523f327f41c9621; the
+# config gained hurdle, and with hurdle=None: 0358d088e57621cc)
 
 
 def test_real_evaluator_is_deterministic(tmp_path) -> None:
@@ -326,7 +331,7 @@ def tuning_evaluate(jobs: list, tuned: dict | None = None, error: str | None = N
 
 TUNED = {"metric": 2.0, "lr_multiplier": 0.1, "hyperparameters": {"b1": 0.8, "b2": 0.95},
          "protocol": "16 quasi-random trials x 3 learning rates", "default_metric": 2.5,
-         "seconds": 12.0}
+         "seconds": 12.0, "seed_noise": 0.01}
 
 
 def test_the_judge_is_tuned_before_anything_is_judged_and_kept_in_the_run(tmp_path) -> None:
@@ -342,6 +347,8 @@ def test_the_judge_is_tuned_before_anything_is_judged_and_kept_in_the_run(tmp_pa
     assert not any(j.get("tune") for j in jobs[2:])
     assert jobs[2]["id"] == 0  # then the warm start, judged like every program after it
     assert all(j["baselines"] == {"quadratic/A": 2.0, "quadratic/B": 2.0} for j in jobs[2:])
+    # and the tasks' scales in the multi-task rule: the judge's seed noise
+    assert all(j["scales"] == {"quadratic/A": 0.01, "quadratic/B": 0.01} for j in jobs[2:])
     saved = run.baselines()
     assert saved["quadratic/B"]["tuned"]["hyperparameters"] == {"b1": 0.8, "b2": 0.95}
     assert said[0] == ("judge on quadratic/A: adamw tuned (16 quasi-random trials x 3 learning "
