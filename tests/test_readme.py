@@ -94,9 +94,9 @@ def small(command: str) -> list[str]:
         argv += ["--max-evals", "2"]
     if argv and argv[0] == "export" and "--id" in argv:  # an id the small run has
         argv[argv.index("--id") + 1] = "3"
-    if argv and argv[0] == "funnel" and "--top" in argv:  # one program, two seeds, no tier C
-        argv[argv.index("--top") + 1] = "1"
-        argv += ["--seeds", "2", "--tiers", "B,held_out"]
+    if argv and argv[0] == "funnel" and "--top" in argv:  # one program, two seeds, no tier C,
+        argv[argv.index("--top") + 1] = "1"  # baselines tuned on two trials
+        argv += ["--seeds", "2", "--tiers", "B,held_out", "--trials", "2"]
     return argv
 
 
