@@ -148,14 +148,21 @@ def progress_figure(run: RunDir):
         if xs:
             ax.step(xs, ys, where="post", label=f"round {rnd}")
     cfg = run.config()
-    how = "at its best learning rate" if cfg.lr_grid else "at its own constants"
-    ax.axhline(0.0, color="gray", lw=0.8, ls="--", label=f"AdamW warm start ({how})")
     warm = next((r for r in records if r["id"] == 0), None)
-    if cfg.warm_start != "warmstart" and warm is not None and warm["fitness"] > FAILED:
+    if cfg.judge == "tuned":
+        ax.axhline(0.0, color="gray", lw=0.8, ls="--",
+                   label="AdamW tuned on lr, betas and weight decay (the judge)")
+        judge = "tuned AdamW's"
+    else:
+        how = "at its best learning rate" if cfg.lr_grid else "at its own constants"
+        ax.axhline(0.0, color="gray", lw=0.8, ls="--", label=f"AdamW warm start ({how})")
+        judge = "AdamW warm start's"
+    if ((cfg.warm_start != "warmstart" or cfg.judge == "tuned") and warm is not None
+            and warm["fitness"] > FAILED):
         ax.axhline(warm["fitness"], color="black", lw=0.8, ls=":",
                    label=f"this run's warm start, {cfg.warm_start}")
     ax.set_xlabel("evaluations")
-    ax.set_ylabel("best fitness: log(AdamW warm start's metric / metric)")
+    ax.set_ylabel(f"best fitness: log({judge} metric / metric)")
     ax.legend(fontsize=8)
     return fig
 

@@ -119,3 +119,21 @@ def test_the_progress_plot_names_another_warm_start_apart(tmp_path) -> None:
     assert set(lines) == {"AdamW warm start (at its best learning rate)",
                           "this run's warm start, adamw"}
     assert list(lines["this run's warm start, adamw"]) == [warm["fitness"]] * 2
+
+
+def test_the_progress_plot_names_the_tuned_judge_and_the_warm_start_against_it(
+        tmp_path) -> None:
+    from search.executor import SerialExecutor
+    from search.loop import Search
+    from search.rundir import RunDir
+    from tests.search.test_loop import TUNED, small_config, tuning_evaluate
+
+    cfg = small_config(judge="tuned", max_evals=6)
+    run = RunDir.create(tmp_path / "run", cfg)
+    Search.open(cfg, run).run_until_done(SerialExecutor(tuning_evaluate([], TUNED)))
+    ax = progress_figure(run).axes[0]
+    assert ax.get_ylabel() == "best fitness: log(tuned AdamW's metric / metric)"
+    labels = [line.get_label() for line in ax.get_lines() if not line.get_label().startswith(
+        "round ")]
+    assert labels == ["AdamW tuned on lr, betas and weight decay (the judge)",
+                      "this run's warm start, warmstart"]
