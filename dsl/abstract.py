@@ -16,7 +16,7 @@ be screened before any training:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ import numpy as np
 from dsl import ops
 from dsl.errors import ProgramError
 from dsl.graph import liveness
-from dsl.program import INPUTS, Program
+from dsl.program import INPUTS, MAX_STATES, Program
 from dsl.walk import Plan, initial_env, walk
 
 Shape = tuple[int, ...]
@@ -220,17 +220,68 @@ def structural_hash(program: Program) -> str:
 
 
 def skeleton_hash(program: Program) -> str:
-    """:func:`structural_hash` with every numeric constant alike: equal for programs that
-    compute the update the same way up to their constants (AdamW with other betas and
-    weight decay is AdamW's skeleton). What :mod:`dsl.skeleton` names programs by."""
-    return program.derived("skeleton_hash", lambda: _structural_hash(program, _hash_any_const))
+    """A hash of how the update is computed up to the values of its constants: equal for
+    programs that are the same algorithm with other hyperparameters (AdamW with other
+    betas and weight decay has AdamW's skeleton). Constants of 0 and 1 first drop what
+    they make vanish (``x * 0``, ``x * 1``, ``x + 0``, ``x - 0``, ``x / 1``,
+    ``interp(x, y, 0)``, ``interp(x, y, 1)``, ``interp(x, x, a)``), so a program without
+    weight decay is one with weight decay 0; then every constant is alike. States are
+    unrolled a fixed number of times, so a state that vanishes changes nothing. What
+    :mod:`dsl.skeleton` names programs by."""
+    return program.derived("skeleton_hash", lambda: _skeleton_hash(program))
 
 
-def _hash_any_const(value: float) -> int:
-    return hash((_CONST,))
+_ANY_CONST = hash((_CONST,))
+_Folded = tuple[str, Any]  # ("c", value) for a known constant, ("h", hash) otherwise
 
 
-def _structural_hash(program: Program, const: Callable[[float], int] = _hash_const) -> str:
+def _fold_const(value: float) -> _Folded:
+    return ("c", float(value))
+
+
+def _fold_apply(op: ops.Op, args: list[_Folded]) -> _Folded:
+    def is_(k: int, value: float) -> bool:
+        return args[k][0] == "c" and args[k][1] == value
+
+    name = op.name
+    if name == "mul" and (is_(0, 0.0) or is_(1, 0.0)):
+        return ("c", 0.0)
+    if name in ("mul", "add") and (is_(0, 1.0 if name == "mul" else 0.0)):
+        return args[1]
+    if ((name == "mul" and is_(1, 1.0)) or (name in ("add", "sub") and is_(1, 0.0))
+            or (name == "div" and is_(1, 1.0))):
+        return args[0]
+    if name == "interp":
+        if is_(2, 0.0) or args[0] == args[1]:
+            return args[0]
+        if is_(2, 1.0):
+            return args[1]
+    return ("h", _hash_apply(op, [_unfold(a) for a in args]))
+
+
+def _unfold(value: _Folded) -> int:
+    return value[1] if value[0] == "h" else _ANY_CONST
+
+
+def _skeleton_hash(program: Program) -> str:
+    live = liveness(program)
+    plan = Plan.live_of(program)
+    init = [hash((_INIT_CODES[s.init],)) for s in program.states]
+    labels: list[_Folded] = [("h", x) for x in init]
+    inputs = {name: ("h", hash((code,))) for name, code in _INPUT_CODES.items()}
+    update: _Folded = ("c", 0.0)
+    for _ in range(MAX_STATES + 1):  # as many unrollings whatever the states left live
+        env = initial_env(program, inputs, labels)
+        outs = walk(plan, env, _fold_const, _fold_apply)
+        update = outs[0]
+        returned = dict(zip(sorted(live.states), outs[1:], strict=True))
+        labels = [("h", hash((init[k], _unfold(returned[k])))) if k in returned
+                  else ("h", init[k]) for k in range(len(program.states))]
+    return hashlib.blake2b(_unfold(update).to_bytes(8, "little", signed=True),
+                           digest_size=12).hexdigest()
+
+
+def _structural_hash(program: Program) -> str:
     live = liveness(program)
     plan = Plan.live_of(program)
     init = [hash((_INIT_CODES[s.init],)) for s in program.states]
@@ -239,7 +290,7 @@ def _structural_hash(program: Program, const: Callable[[float], int] = _hash_con
     update = 0
     for _ in range(len(live.states) + 1):
         env = initial_env(program, inputs, labels)
-        outs = walk(plan, env, const, _hash_apply)
+        outs = walk(plan, env, _hash_const, _hash_apply)
         update = outs[0]
         returned = dict(zip(sorted(live.states), outs[1:], strict=True))
         labels = [

@@ -3,9 +3,12 @@
 A program's *skeleton* is how it computes its update with its dead code removed and
 every numeric constant abstracted (:func:`dsl.abstract.skeleton_hash`: names, the
 order of independent statements and the argument order of commutative functions do
-not matter either). Two programs with the same skeleton are the same algorithm with
-other hyperparameters, so a search whose best has the warm start's skeleton found
-constants, not an algorithm. :func:`identify` says which of three a program is:
+not matter either, and what a constant of 0 or 1 makes vanish is gone). Two programs
+with the same skeleton are the same algorithm with other hyperparameters, so a search
+whose best has the warm start's skeleton found constants, not an algorithm. A known
+program with up to two of its constants at 0 or 1 is still that program with other
+constants (the warm start without weight decay is the warm start with weight decay 0).
+:func:`identify` says which of three a program is:
 
 - ``warm_start``: the warm start's skeleton (itself when the constants agree too);
 - ``library``: the skeleton of a library program (:mod:`dsl.library`);
@@ -23,11 +26,14 @@ constants, not an algorithm. :func:`identify` says which of three a program is:
 from __future__ import annotations
 
 import difflib
+import itertools
+from collections.abc import Iterator
 from functools import cache
 from typing import Literal, NamedTuple
 
 from dsl import abstract, library
 from dsl.graph import remove_dead
+from dsl.parse import parse
 from dsl.program import Program
 
 Kind = Literal["warm_start", "library", "new"]
@@ -64,9 +70,31 @@ def skeleton_text(program: Program) -> list[str]:
     return lines + [f"return {', '.join(live.outputs)}\n"]
 
 
+def _variants(program: Program, most: int = 2) -> Iterator[Program]:
+    """``program``, then it with up to ``most`` of its constants set to 0 or to 1."""
+    yield program
+    sites = [(i, j) for i, st in enumerate(program.statements)
+             for j, a in enumerate(st.args) if not isinstance(a, str)]
+    for size in range(1, most + 1):
+        for chosen in itertools.combinations(sites, size):
+            for values in itertools.product((0.0, 1.0), repeat=size):
+                statements = list(program.statements)
+                for (i, j), value in zip(chosen, values, strict=True):
+                    args = list(statements[i].args)
+                    args[j] = value
+                    statements[i] = statements[i]._replace(args=tuple(args))
+                yield program.model_copy(update={"statements": tuple(statements)})
+
+
 @cache
-def _library_skeletons() -> tuple[tuple[str, str], ...]:
-    return tuple((abstract.skeleton_hash(library.get(n)), n) for n in library.names())
+def _skeletons_of(source: str) -> frozenset[str]:
+    """The skeletons of a program (by its text) and of its variants (:func:`_variants`)."""
+    return frozenset(abstract.skeleton_hash(v) for v in _variants(parse(source)))
+
+
+@cache
+def _library_skeletons() -> tuple[tuple[frozenset[str], str], ...]:
+    return tuple((_skeletons_of(library.get(n).to_source()), n) for n in library.names())
 
 
 def identify(program: Program, warm: Program) -> Identity:
@@ -74,11 +102,11 @@ def identify(program: Program, warm: Program) -> Identity:
     or a new structure (then the nearest library skeleton by the share of live
     statements in common, and the diff from it)."""
     skeleton = abstract.skeleton_hash(program)
-    if skeleton == abstract.skeleton_hash(warm):
+    if skeleton in _skeletons_of(warm.to_source()):
         same = abstract.structural_hash(program) == abstract.structural_hash(warm)
         return Identity("warm_start", "", same)
-    for other, name in _library_skeletons():
-        if skeleton == other:
+    for others, name in _library_skeletons():
+        if skeleton in others:
             return Identity("library", name)
     text = skeleton_text(program)
 

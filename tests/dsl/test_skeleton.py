@@ -54,3 +54,18 @@ def test_a_new_structure_names_its_nearest_library_skeleton_and_the_diff() -> No
     assert "+update = sign(update)" in identity.diff.splitlines()
     assert identity.describe() == "a new structure (nearest library skeleton: warmstart)"
     assert "wd = w * C\n" in skeleton_text(signed)
+
+
+def test_a_part_a_constant_of_zero_or_one_removes_is_other_constants_not_structure() -> None:
+    no_decay = parse(_warm_with(replace={"wd = w * 0.01": "  wd = w * 0.0"}))
+    deleted = parse("\n".join(line for line in _warm_with().splitlines()
+                              if "wd" not in line) + "\n")  # the weight decay deleted
+    assert abstract.skeleton_hash(no_decay) == abstract.skeleton_hash(deleted)
+    assert identify(deleted, WARM).describe() == "the warm start with other constants"
+    no_momentum = parse(_warm_with(replace={"m = interp(g, m, 0.9)": "  m = interp(g, m, 0.0)"}))
+    assert identify(no_momentum, WARM).kind == "warm_start"  # beta1 = 0
+    assert identify(library.get("adamw", weight_decay=0.0), WARM).describe() == (
+        "library program adam with other constants")
+    # a constant that makes nothing vanish is still abstracted, never folded
+    assert abstract.skeleton_hash(library.get("lion", b1=0.5)) == abstract.skeleton_hash(
+        library.get("lion"))
