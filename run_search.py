@@ -141,9 +141,9 @@ def _functions() -> None:
     from dsl import ops
 
     for name, op in ops.OPS.items():
-        args = ", ".join("abcd"[:op.arity])
+        args = "x" if op.arity == 1 else ", ".join("abcd"[:op.arity])  # as op.doc names them
         form = f"a {op.infix} b" if op.infix else f"{name}({args})"
-        print(f"{name:<11} {form:<22} {op.doc}")
+        print(f"{name:<20} {form:<27} {op.doc}")
 
 
 def _shape(text: str) -> tuple[int, ...]:

@@ -341,6 +341,12 @@ def test_library_tasks_and_functions_list_what_they_hold(capsys) -> None:
     assert run_search.main(["functions"]) == 0
     out = capsys.readouterr().out
     assert "a + b" in out and len(out.splitlines()) >= 50
+    # each formula names the arguments as the form does
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert lines["interp"].split()[1:] == ["interp(a,", "b,", "c)", "(1", "-", "c)", "*", "a",
+                                           "+", "c", "*", "b"]
+    assert lines["where"].endswith("b where a != 0, else c")
+    assert lines["power"].endswith("a^b") and lines["abs"].split()[1] == "abs(x)"
 
 
 def test_abstract_errors_name_the_line_and_nested_expressions_are_explained(tmp_path,
