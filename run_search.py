@@ -538,7 +538,7 @@ def _progress(stats) -> None:
     best = "-" if stats.best is None else f"{stats.best:+.4f}"
     phase = "explore" if stats.exploring else "exploit"
     line = (f"evals {stats.evaluated}/{stats.max_evals} | {stats.rate:.2f}/s | "
-            f"cache hits {stats.hit_rate:.0%} of {stats.proposals} | best {best} vs "
+            f"proposed {stats.proposals}, {stats.hit_rate:.0%} cache hits | best {best} vs "
             f"{_judge_name(stats.judge)} | "
             f"failed {stats.failed} | "
             + (f"below hurdle {stats.screened} | " if stats.screened else "")
@@ -546,7 +546,7 @@ def _progress(stats) -> None:
             f"round {stats.round} ({phase})")
     if sys.stdout.isatty():
         print("\r" + line.ljust(120), end="", flush=True)
-    elif stats.evaluated % 10 == 0 or stats.evaluated <= 1:
+    elif stats.evaluated and (stats.evaluated % 10 == 0 or stats.evaluated == 1):
         print(line, flush=True)
 
 

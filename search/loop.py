@@ -99,10 +99,12 @@ class Stats:
     screened: int = 0  # programs below the hurdle, not trained on the later tasks
     tuning: int = 0  # tasks whose tuned baseline (the judge) is not known yet
     judge: str = "tuned"  # SearchConfig.judge
+    before: int = 0  # evaluations a resumed run had made before this process
 
     @property
     def rate(self) -> float:
-        return self.evaluated / self.elapsed if self.elapsed > 0 else 0.0
+        """Evaluations per second of this process (a resumed run's earlier ones aside)."""
+        return (self.evaluated - self.before) / self.elapsed if self.elapsed > 0 else 0.0
 
 
 class SearchStopped(Exception):
@@ -165,6 +167,7 @@ class Search:
         #: Why the last checkpoint could not be written (None when it was).
         self.checkpoint_error: str | None = None
         self.infra_streak = 0
+        self.before = 0  # evaluations made before this run_until_done (a resumed run's)
         self.last_infra_error: str | None = None
         self.baselines: dict[str, Any] = {}
         #: Tuning jobs in flight: job id -> task.
@@ -363,11 +366,9 @@ class Search:
     def _tuned(self, result: dict[str, Any]) -> None:
         """A tuning job's result: the task's judge, kept in ``baselines.json``."""
         task = self.tuning.pop(result["id"])
-        if result.get("infra"):
+        if result.get("infra"):  # as the warm start's: nothing more is spent before a fix
             self.infra += 1
-            self.infra_streak += 1
-            self.last_infra_error = result["error"]
-            return  # asked again by the next _fill
+            raise SearchStopped(f"the judge could not be tuned: {result['error']}")
         if result.get("error"):
             raise SearchStopped(f"the judge cannot be set, so no program can be judged: "
                                 f"{result['error']}")
@@ -446,6 +447,7 @@ class Search:
         if not self.opened:  # it would start afresh over a run that has a history
             raise RuntimeError("the run was not read: make the search with Search.open(cfg, run)")
         start = time.perf_counter()
+        self.before = self.evaluated
         self.executor = executor
         try:
             self._run(start, progress)
@@ -521,7 +523,7 @@ class Search:
         return Stats(self.evaluated, self.proposals, self.cfg.max_evals, elapsed,
                      self.cache.hit_rate, None if best is None else best.fitness,
                      self.evo.round, self.evo.exploring, self.failed, self.infra,
-                     self.screened, len(self._untuned()), self.cfg.judge)
+                     self.screened, len(self._untuned()), self.cfg.judge, self.before)
 
 
 __all__ = ["RunDirError", "Search", "SearchStopped", "Stats", "failure_message", "is_path",

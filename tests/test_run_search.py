@@ -64,20 +64,29 @@ def test_a_small_search_runs_end_to_end(tmp_path) -> None:
     assert sum(not x["cached"] for x in records) == 6 and run.checkpoint()["evaluated"] == 6
     # the best program: the run's, its fitness and its text (dead code removed) as stored
     head = next(i for i, line in enumerate(lines) if line.startswith("best program"))
+    warm = records[0]["fitness"]
     assert lines[head] == (f"best program (id {best.id}, fitness {best.fitness:+.4f} against "
-                           "the AdamW warm start at its best learning rate on quadratic/A"
+                           "AdamW tuned on its learning rate, betas and weight decay (the warm "
+                           f"start warmstart scores {warm:+.4f}), at its best learning rate on "
+                           "quadratic/A"
                            + (f", {len(best.genome.statements) - len(best.program.statements)}"
                               " dead statements removed" if best.genome != best.program
                               else "") + "):")
     source = best.program.to_source().rstrip("\n").split("\n")
     assert lines[head + 1: head + 1 + len(source)] == source
+    assert lines[head + 1 + len(source)] == f"what it is: {run.identify(best).describe()}"
+    # the judge first: AdamW tuned on the run's task, kept in the run
+    assert lines[1].startswith("the judge: tuning AdamW (16 quasi-random trials x 3 learning "
+                               "rates, on lr, betas and weight decay) on quadratic/A, seeds 0")
+    assert lines[2].startswith("judge on quadratic/A: adamw tuned (16 quasi-random trials")
+    assert run.baselines()["quadratic/A"]["tuned"]["program"] == "adamw"
     cache = run.checkpoint()["cache"]
     rate = cache["hits"] / cache["lookups"] if cache["lookups"] else 0.0
     assert lines[-1] == f"cache hit rate {rate:.1%}; run directory: {run.path}"
-    # the warm start alone first: it is its own baseline, so exactly 0
-    assert re.fullmatch(r"evals 1/6 \| [0-9.]+/s \| cache hits 0% of 1 \| best \+0\.0000 vs "
-                        r"AdamW \| failed 0 \| infra errors 0 \| round 0 \(explore\)",
-                        progress[0]), progress[0]
+    # the warm start alone first, against the judge
+    assert re.fullmatch(r"evals 1/6 \| [0-9.]+/s \| proposed 1, 0% cache hits \| best "
+                        + re.escape(f"{warm:+.4f}") + r" vs tuned AdamW \| failed 0 \| infra "
+                        r"errors 0 \| round 0 \(explore\)", progress[0]), progress[0]
 
 
 BAD_INPUT = [
@@ -279,11 +288,11 @@ def test_a_search_whose_tasks_cannot_load_stops_at_once(tmp_path) -> None:
     assert r.returncode == 1, r.stderr
     assert time.monotonic() - start < 60
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
-    assert errors == ["error: search stopped: the warm start could not be evaluated: "
+    assert errors == ["error: search stopped: the judge could not be tuned: tuning adamw on "
                       "mlp_mnist1d/A: ModuleNotFoundError: No module named 'mnist1d'"]
     assert "Traceback" not in r.stderr and "--resume" in r.stderr
-    (record,) = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").open()]
-    assert record["infra"] and record["fitness"] is None
+    history = tmp_path / "run" / "history.jsonl"  # no program was judged
+    assert not history.exists() or not history.read_text()
     cache = json.loads((tmp_path / "run" / "checkpoint.json").read_text())["cache"]
     assert cache["results"] == {}
 
@@ -307,7 +316,8 @@ def test_a_run_read_by_id_from_the_command_line_and_from_python(tmp_path) -> Non
     exported = run_cli("export", str(tmp_path / "run"), "--id", "0", "--name", "w", "--out",
                        str(tmp_path / "d"))
     assert exported.returncode == 0, exported.stderr
-    assert "program 0 (fitness +0.0000)" in (tmp_path / "d" / "w.py").read_text()
+    assert (f"program 0 (fitness {run.program(0).fitness:+.4f}): the warm start itself"
+            in (tmp_path / "d" / "w.py").read_text())
     missing = run_cli("export", str(tmp_path / "run"), "--id", "99", "--name", "w", "--out",
                       str(tmp_path / "e"))
     assert missing.returncode == 2 and "no evaluated program with id 99" in missing.stderr
@@ -317,7 +327,9 @@ def test_a_run_read_by_id_from_the_command_line_and_from_python(tmp_path) -> Non
     assert simplified.returncode == 0, simplified.stderr
     assert "simplifying on quadratic/A (seeds 0, each variant" in simplified.stdout  # its own tasks
     shown = run_cli("inspect", str(tmp_path / "run"), "--id", "0")
-    assert shown.returncode == 0 and "program 0  fitness +0.0000" in shown.stdout
+    assert shown.returncode == 0
+    assert f"program 0  fitness {run.program(0).fitness:+.4f}" in shown.stdout
+    assert "what it is: the warm start itself" in shown.stdout
 
 
 def test_every_subcommand_help_shows_its_defaults() -> None:
@@ -547,9 +559,9 @@ def test_a_search_from_muon_runs_end_to_end(tmp_path) -> None:
     searched = run_cli("--config", str(cfg), "--serial", "--max-evals", "6", "--run-dir",
                        str(tmp_path / "run"))
     assert searched.returncode == 0, searched.stderr
-    assert re.search(r"against AdamW, the library's warm start \(this search started from "
-                     r"muon: [-+]\d+\.\d{4}\), at its best learning rate on quadratic/A",
-                     searched.stdout), searched.stdout
+    assert re.search(r"against AdamW tuned on its learning rate, betas and weight decay \(the "
+                     r"warm start muon scores [-+]\d+\.\d{4}\), at its best learning rate on "
+                     r"quadratic/A", searched.stdout), searched.stdout
     from search.rundir import RunDir
 
     run = RunDir(tmp_path / "run")
@@ -557,7 +569,8 @@ def test_a_search_from_muon_runs_end_to_end(tmp_path) -> None:
     assert warm["mutation"]["kind"] == "warm_start" and "newton_schulz" in warm["source"]
     assert math.isfinite(warm["fitness"]) and warm["fitness"] > -1e9
     funneled = run_cli("funnel", str(tmp_path / "run"), "--top", "1", "--tiers", "B",
-                       "--seeds", "2", "--baselines", "adamw,muon", timeout=600)
+                       "--seeds", "2", "--baselines", "adamw,muon", "--trials", "2",
+                       timeout=600)
     assert funneled.returncode == 0, funneled.stderr
     assert "on each task (adamw, muon;" in funneled.stdout
     saved = run.funnel()

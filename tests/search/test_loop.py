@@ -376,22 +376,32 @@ def test_a_judge_that_cannot_be_tuned_stops_the_search_before_anything_is_spent(
     assert len(jobs) == 1 and run.history() is not None and not list(run.history())
 
 
-def test_a_tuning_lost_to_the_infrastructure_is_asked_again(tmp_path) -> None:
+def test_a_tuning_lost_to_the_infrastructure_stops_the_search_and_a_resume_tunes_it(
+        tmp_path) -> None:
+    import pytest
+
+    from search.loop import SearchStopped
+
     jobs: list = []
     lost = [True]
 
     def flaky(job):
-        if job.get("tune") and lost.pop() if lost else False:
+        if job.get("tune") and lost and lost.pop():
             jobs.append(job)
             return {"id": job["id"], "fitness": None, "infra": True, "tasks": {},
-                    "error": "worker lost", "worker": "t", "timing": {}}
+                    "error": "tuning adamw on quadratic/A: worker lost", "worker": "t",
+                    "timing": {}}
         return tuning_evaluate(jobs, TUNED)(job)
 
     cfg = small_config(judge="tuned", max_evals=3)
     run = RunDir.create(tmp_path / "run", cfg)
+    with pytest.raises(SearchStopped, match="the judge could not be tuned: tuning adamw on "
+                                            "quadratic/A: worker lost"):
+        Search.open(cfg, run).run_until_done(SerialExecutor(flaky))
+    assert len(jobs) == 1 and not list(run.history())  # nothing else was spent
     search = Search.open(cfg, run)
     search.run_until_done(SerialExecutor(flaky))
-    assert [j.get("tune") for j in jobs[:2]] == ["adamw", "adamw"] and search.infra == 1
+    assert [j.get("tune") for j in jobs[:2]] == ["adamw", "adamw"]
     assert run.baselines()["quadratic/A"]["metric"] == 2.0 and search.evaluated == 3
 
 
@@ -493,3 +503,11 @@ def test_opening_a_run_is_a_step_of_its_own_and_the_executor_is_given_to_the_run
     executor = SerialExecutor(numpy_evaluate)
     search.run_until_done(executor)
     assert search.evaluated == 12 and search.executor is executor
+
+
+def test_the_rate_after_a_resume_counts_this_process_only(tmp_path) -> None:
+    run = run_numpy_search(tmp_path / "run", max_evals=8)
+    search = Search.open(small_config(max_evals=12), run)
+    search.run_until_done(SerialExecutor(numpy_evaluate))
+    stats = search.stats(2.0)
+    assert (stats.evaluated, stats.before) == (12, 8) and stats.rate == 2.0
