@@ -559,7 +559,7 @@ def _errors(run) -> None:
 
     errors = error_summary(run)
     if errors:
-        print("most frequent errors:")
+        print("most frequent failures (divergences, invalid programs, infrastructure):")
         for message, n in errors:
             print(f"  {n:>5} x {message}")
 
@@ -687,7 +687,7 @@ def _search(args: argparse.Namespace) -> int:
         print(f"funnel: the {cfg.funnel_top} best programs on tiers B and C and held-out tasks")
         _funnel(argparse.Namespace(run_dir=str(run.path), top=cfg.funnel_top, margin=0.0,
                                    held_out=",".join(DEFAULT_HELD_OUT), seeds=3, baselines=None,
-                                   tiers="B,held_out,C", trials=16))
+                                   tiers="B,held_out,C", trials=cfg.funnel_trials))
     return 0
 
 

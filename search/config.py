@@ -149,6 +149,9 @@ class SearchConfig(BaseModel):
     funnel_top: int = Field(
         0, ge=0, le=1000, description="At the end, verify this many best programs on tiers B "
         "and C and held-out tasks (run_search.py funnel does it later); 0 skips it.")
+    funnel_trials: int = Field(
+        16, ge=0, le=1024, description="That funnel's tuning budget for its baselines: "
+        "quasi-random hyperparameter points after their defaults (funnel --trials).")
 
     @field_validator("task_modules")
     @classmethod
@@ -206,4 +209,4 @@ ADDED_FIELDS: dict[str, Any] = {"hurdle": None, "judge": "warm_start"}
 RUNTIME_FIELDS = frozenset({
     "max_evals", "workers", "executor", "address", "compile_cache", "cpus_per_eval",
     "gpus_per_eval", "timeout_s", "retries", "max_infra_errors", "checkpoint_every",
-    "funnel_top"})
+    "funnel_top", "funnel_trials"})

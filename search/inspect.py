@@ -67,7 +67,7 @@ def report(run: RunDir, top: int = 3, program_id: int | None = None) -> str:
     for found in chosen:
         lines.extend(_describe(run, found, records, warm))
     if errors:
-        lines.append("\nmost frequent errors:")
+        lines.append("\nmost frequent failures (divergences, invalid programs, infrastructure):")
         lines.extend(f"  {n:>5} x {message}" for message, n in errors)
     return "\n".join(lines)
 
@@ -81,7 +81,8 @@ def _describe(run: RunDir, found: RunProgram, records: list[dict[str, Any]],
         lr = (f", at lr x{t['lr_multiplier']:.3g}"
               + (" (the edge of its grid)" if t.get("lr_at_edge") else "")
               if t.get("lr_multiplier") else "")
-        lines.append(f"  {task}: fitness {t['fitness']:+.4f}, metrics {t['metrics']}{lr}")
+        metrics = ", ".join("-" if m is None else f"{m:.4g}" for m in t["metrics"])
+        lines.append(f"  {task}: fitness {shown(t['fitness'])}, metrics [{metrics}]{lr}")
     why = ("its fitness on the tasks before was below the hurdle" if rec.get("screened")
            else "the program had already failed")
     for task in rec.get("skipped", []):
@@ -103,8 +104,20 @@ def _describe(run: RunDir, found: RunProgram, records: list[dict[str, Any]],
     for step in lineage(records, found.id):
         m = step["mutation"]
         what = m["kind"] + (f": {m['statement']}" if "statement" in m else "")
-        lines.append(f"  {step['id']:>6} {step['fitness']:+.4f}  {what}")
+        lines.append(f"  {step['id']:>6} {shown(step['fitness']):>7}  {what}")
     return lines
+
+
+def shown(fitness: float | None) -> str:
+    """A fitness as a person reads it: ``+0.0123``, or ``failed`` (never ``-1000000000``),
+    or ``-`` (an infrastructure error: none).
+
+    >>> shown(0.01234), shown(-1e9), shown(None)
+    ('+0.0123', 'failed', '-')
+    """
+    if fitness is None:
+        return "-"
+    return "failed" if fitness <= FAILED else f"{fitness:+.4f}"
 
 
 def error_summary(run: RunDir, k: int = 5) -> list[tuple[str, int]]:

@@ -198,7 +198,8 @@ def test_search_then_funnel_end_to_end(tmp_path) -> None:
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'sklearn'\")\n")
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("tasks: [quadratic/A]\nseeds: [0]\npopulation: 4\nfunnel_top: 1\n")
+    cfg.write_text("tasks: [quadratic/A]\nseeds: [0]\npopulation: 4\nfunnel_top: 1\n"
+                   "funnel_trials: 2\n")
     r = subprocess.run([sys.executable, "run_search.py", "--config", str(cfg), "--serial",
                         "--max-evals", "3", "--run-dir", str(tmp_path / "run")], cwd=ROOT,
                        capture_output=True, text=True, timeout=600,
@@ -213,7 +214,8 @@ def test_search_then_funnel_end_to_end(tmp_path) -> None:
     saved = json.loads((tmp_path / "run" / "funnel.json").read_text())
     assert list(saved["rows"][0]["tiers"]) == ["B"] and saved["seeds"] == [1, 2, 3]
     assert set(saved["baseline_runs"]) == {"adamw", "lion", "momentum"}
-    again = run_cli("funnel", str(tmp_path / "run"), "--top", "1", "--tiers", "B,held_out")
+    again = run_cli("funnel", str(tmp_path / "run"), "--top", "1", "--tiers", "B,held_out",
+                    "--trials", "2")
     assert again.returncode == 0, again.stderr
     assert re.search(r": B [-+]\d\.\d{4} \(from funnel.json\)", again.stdout)  # not trained again
     assert "baseline adamw: quadratic/B" not in again.stdout  # nor its baselines

@@ -39,8 +39,10 @@ def _lr_doc(learning_rate: float | None, note: str, uses_lr: bool) -> list[str]:
                      "a placeholder to tune (run_search.py funnel calibrates a run's "
                      "finalists; export --lr sets the default).")
         else:
+            # the note names tasks read from a run directory: untrusted, escaped as all
+            # text that enters generated code
             text += (f"The default, {learning_rate:.4g}, is what calibration chose"
-                     f"{' ' + note if note else ''}.")
+                     f"{' ' + _docstring_text(note) if note else ''}.")
     return textwrap.wrap(text, 88)
 
 

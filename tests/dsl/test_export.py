@@ -369,6 +369,21 @@ def test_the_origin_is_escaped_in_the_docstring(tmp_path) -> None:
     assert module.__doc__.startswith(f"Sgd: an optimizer exported from {origin} by optsearch.")
 
 
+@pytest.mark.parametrize("task", ['q""";open("PWNED","w");"""/A', 'q"""x/A', "data\\x/A",
+                                  "data\\N/A", "a\nb/A", "\x1b[31mred/A"])
+def test_task_names_in_the_learning_rate_note_cannot_run_code_or_break_the_module(
+        tmp_path, monkeypatch, task: str) -> None:
+    """The note names tasks read from a run directory (history.jsonl, funnel.json): a
+    hostile or odd name is text in the docstring, nothing else."""
+    monkeypatch.chdir(tmp_path)
+    note = f"on tier B of the funnel ({task} 0.0123)"
+    source = export_source(library.get("sgd"), "sgd", learning_rate=0.0123,
+                           learning_rate_note=note)
+    module = load_generated(source, "sgd", tmp_path)
+    assert not (tmp_path / "PWNED").exists()
+    assert " ".join(note.split()) in " ".join(module.__doc__.split())
+
+
 def test_the_torch_class_checks_its_arguments_as_torch_optim_does(tmp_path) -> None:
     pytest.importorskip("torch")
     text = library.source("lion")

@@ -4,6 +4,7 @@ evaluated, searched in fresh processes, and its bad inputs."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -162,7 +163,14 @@ def test_a_search_on_a_users_task_from_the_command_line(tmp_path: Path) -> None:
     records = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
     assert sum(not r["cached"] for r in records) == 6
     assert all(set(r["tasks"]) == {"myreg/A"} for r in records if not r["cached"])
-    assert records[0]["fitness"] == pytest.approx(0.0, abs=1e-6)  # the warm start itself
+    # the warm start, judged against AdamW tuned on the user's task (in its worker: the
+    # task module is imported there too) by the run's own baseline
+    judge = json.loads((run_dir / "baselines.json").read_text())["myreg/A"]
+    assert judge["tuned"]["program"] == "adamw" and judge["tuned"]["task"] == "myreg/A"
+    warm = records[0]["tasks"]["myreg/A"]
+    assert warm["baseline"] == judge["metric"]
+    assert records[0]["fitness"] == pytest.approx(
+        math.log(judge["metric"] / (sum(warm["metrics"]) / len(warm["metrics"]))), abs=1e-9)
     listed = subprocess.run([sys.executable, "run_search.py", "tasks", "--task-modules",
                              str(module)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert listed.returncode == 0 and "myreg/A" in listed.stdout
