@@ -39,20 +39,13 @@ RAY_TESTS = (
 )
 
 
-#: Run first by the other process: it tunes the default search's judge (AdamW on its
-#: tasks), which the README's default search in the Ray group then finds in the session's
-#: cache instead of tuning it on the longest path.
-FIRST = ("tests/evaluators/test_tuning.py::test_the_default_searchs_judge_on_its_real_tasks",)
-
-
 def pytest_collection_modifyitems(config, items) -> None:
     """The Ray tests in one group, first: they take about as long as the rest
-    together, so the other process runs the rest meanwhile, :data:`FIRST` first."""
+    together, so the other process runs the rest meanwhile."""
     for item in items:
         if item.nodeid.startswith(RAY_TESTS):
             item.add_marker(pytest.mark.xdist_group("ray"))
-    items.sort(key=lambda item: (not item.nodeid.startswith(RAY_TESTS),
-                                 not item.nodeid.startswith(FIRST)))  # stable
+    items.sort(key=lambda item: not item.nodeid.startswith(RAY_TESTS))  # stable
 
 
 def pytest_addoption(parser) -> None:

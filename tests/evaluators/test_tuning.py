@@ -100,8 +100,7 @@ def test_every_space_names_hyperparameters_its_program_has() -> None:
 def test_the_default_searchs_judge_on_its_real_tasks() -> None:
     """AdamW tuned by the default protocol on the default search's tasks and seeds beats
     its library defaults beyond the seeds' noise, and the language model, whose seeds
-    agree far more, weighs most. (Collected early: the README's default search, in the
-    Ray group, then finds its judge in the session's cache.)"""
+    agree far more, weighs most."""
     from evaluators.fitness import weights
     from evaluators.tuning import PROTOCOL
     from search.config import SearchConfig
