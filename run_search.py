@@ -21,6 +21,7 @@ import json
 import math
 import os
 import signal
+import statistics
 import sys
 import textwrap
 import time
@@ -397,8 +398,7 @@ def _baselines(args: argparse.Namespace) -> None:
           f"{'defaults':>9}  {'seconds':>7}  constants")
     for t in results:
         n = len(t.metrics)
-        se = (float(__import__("numpy").std(t.metrics, ddof=1)) / math.sqrt(n) / t.metric
-              if n > 1 else math.nan)
+        se = statistics.stdev(t.metrics) / math.sqrt(n) / t.metric if n > 1 else math.nan
         axes = "lr only" if not SPACES.get(t.program) else "all"
         took = "cached" if not t.seconds else f"{t.seconds:.0f}"
         print(f"{t.task:<22} {t.program:<10} {t.metric:>9.4g} {se:>8.2%} {axes:<10} "
