@@ -60,15 +60,16 @@ def _guarded(evaluate_all, what: str, after: str = ""):
 
 def _check(spec: str, shape: tuple[int, ...]) -> None:
     from dsl.parse import locate
-    from search.loop import is_path, load_program
+    from search.loop import is_path, load_program, program_text
 
     program = load_program(spec)
     try:
+        graph.trainable(program)
         result = abstract.check(program, shape)
     except ProgramError as e:
         if not is_path(spec):
             raise
-        raise ProgramError(f"{spec}: {locate(e, Path(spec).read_text(encoding='utf-8'))}") from None
+        raise ProgramError(f"{spec}: {locate(e, program_text(spec))}") from None
     live = graph.liveness(program)
     print(program.to_source(), end="")
     print(f"\nleaf shape {shape}:")
@@ -162,10 +163,15 @@ def _program_arg(spec: str, program_id: int | None = None):
     directory (its best program, or program ``program_id``, dead code removed), a
     file or a library name (a run's programs name none)."""
     from dsl.export import hyperparameter_sites
-    from search.loop import is_path, load_program
+    from search.files import FileError, is_dir
+    from search.loop import is_path, load_program, program_text
     from search.rundir import RunDir, RunDirError
 
-    if is_path(spec) and Path(spec).is_dir():
+    try:
+        folder = is_path(spec) and is_dir(spec)
+    except FileError as e:
+        raise InputError(str(e)) from None
+    if folder:
         run = RunDir(spec)
         try:
             run.config()
@@ -185,7 +191,7 @@ def _program_arg(spec: str, program_id: int | None = None):
     if not is_path(spec):
         return (program, hyperparameter_sites(library.source(spec)),
                 f"library program {spec!r}", None)
-    return program, hyperparameter_sites(Path(spec).read_text(encoding="utf-8")), spec, None
+    return program, hyperparameter_sites(program_text(spec)), spec, None
 
 
 def _simplify(args: argparse.Namespace) -> None:
@@ -196,6 +202,8 @@ def _simplify(args: argparse.Namespace) -> None:
     if not 0 <= args.tolerance < math.inf:
         raise InputError(f"--tolerance must be a finite number >= 0, got {args.tolerance}")
     program, _, origin, run = _program_arg(args.program, args.id)
+    if run is not None:  # a run on its own tasks names them in its task modules
+        _load_task_modules(run.config().task_modules, f"{run.config_path}")
     if args.tasks is not None:
         tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     else:  # a run's program is judged on the run's own tasks
@@ -237,8 +245,10 @@ def _simplify(args: argparse.Namespace) -> None:
     print(result.program.to_source(), end="")
     if args.out:
         out = Path(args.out)
-        if out.exists():
+        if _exists(out, "--out"):
             raise InputError(f"--out {out}: exists; choose another name")
+        # the origin names a path, perhaps with a newline: one comment line, escaped
+        origin = origin.encode("unicode_escape").decode("ascii")
         _write(out, f"# simplified from {origin}\n" + result.program.to_source(), "--out")
         print(f"wrote {out}")
 
@@ -253,8 +263,8 @@ def _funnel(args: argparse.Namespace) -> None:
         raise InputError(f"--top must be at least 1, got {args.top}")
     if not math.isfinite(args.margin):
         raise InputError(f"--margin must be a finite number, got {args.margin}")
-    if args.seeds < 2:
-        raise InputError(f"--seeds must be at least 2 (a standard error needs two), got "
+    if not 2 <= args.seeds <= 64:
+        raise InputError(f"--seeds must be from 2 (a standard error needs two) to 64, got "
                          f"{args.seeds}")
     if not 0 <= args.trials <= 1024:
         raise InputError(f"--trials must be from 0 to 1024, got {args.trials}")
@@ -438,7 +448,7 @@ def _export(args: argparse.Namespace) -> None:
     if args.lr is not None and not 0 < args.lr < math.inf:
         raise InputError(f"--lr must be a positive finite number, got {args.lr}")
     target = Path(args.out) / f"{module_name(args.name)}.py"
-    if target.exists() and not args.force:
+    if _exists(target, "--out") and not args.force:
         raise InputError(f"{target} exists; pass --force to replace it")
     lr, note = args.lr, "by --lr" if args.lr is not None else ""
     if run is not None:
@@ -452,30 +462,48 @@ def _export(args: argparse.Namespace) -> None:
         lr, note = calibrated_lr(run, found.id) or (None, "")
     text = export_source(program, args.name, hyperparameters=hyper, origin=origin,
                          learning_rate=lr, learning_rate_note=note)
+    compile(text, str(target), "exec")  # a module that would not import is never written
     _write(target, text, "--out")
     print(f"wrote {target}")
 
 
 def _write(target: Path, text: str, flag: str) -> None:
-    """Write a file the user asked for, or say in one line why it cannot be."""
+    """Write a file the user asked for, whole or not at all (a full disk leaves no empty
+    module), or say in one line why it cannot be."""
+    from search.files import FileError, replace
+
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        replace(target, text)
     except OSError as e:
         raise InputError(f"{flag} {target}: cannot write it ({e.strerror})") from None
+    except FileError as e:
+        if e.disk:
+            raise Stopped(str(e)) from None
+        raise InputError(f"{flag} {e}") from None
+
+
+def _exists(path: Path, flag: str) -> bool:
+    """Whether ``path`` exists; a name the system refuses (too long) is the flag's error."""
+    from search.files import FileError, exists
+
+    try:
+        return exists(path)
+    except FileError as e:
+        raise InputError(f"{flag} {e}") from None
 
 
 # --- search ------------------------------------------------------------------------
 
 
 def _load_config_file(path: str) -> dict[str, Any]:
+    from search.files import CONFIG_LIMIT, FileError, read_text
+
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise InputError(f"--config {path}: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"--config {path}: not UTF-8 text") from None
+        text = read_text(p, CONFIG_LIMIT)
+    except FileError as e:
+        raise InputError(f"--config {e}") from None
     try:
         if p.suffix in (".yaml", ".yml"):
             import yaml
@@ -509,7 +537,7 @@ def _config(fields: dict[str, Any], where: str):
     from search.loop import load_program
 
     try:
-        load_program(cfg.warm_start)
+        graph.trainable(load_program(cfg.warm_start))
     except ProgramError as e:
         raise InputError(f"{where}: warm_start: {e}") from None
     for task in cfg.tasks:
@@ -596,8 +624,7 @@ def _search(args: argparse.Namespace) -> int:
             run = _resumed(args, overrides)
             cfg = _config(run.config_fields() | overrides, f"--resume {args.resume}")
             run.lock()
-            if cfg.max_evals != run.config().max_evals:
-                run.write_config(cfg)  # the run grows (or shrinks) for good
+            grown = cfg.max_evals != run.config().max_evals
         else:
             fields = _load_config_file(args.config) if args.config else {}
             cfg = _config(fields | overrides, f"--config {args.config}" if args.config
@@ -605,7 +632,10 @@ def _search(args: argparse.Namespace) -> int:
             run_dir = args.run_dir or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-seed{cfg.seed}"
             run = RunDir.create(run_dir, cfg)
             run.lock()
+            grown = False
         search = Search.open(cfg, run)  # reads the run directory before any worker starts
+        if grown:  # only once nothing refused the run: the run grows (or shrinks) for good
+            run.write_config(cfg)
     except RunDirError as e:
         raise InputError(str(e)) from None
     except DiskError as e:

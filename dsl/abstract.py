@@ -16,6 +16,7 @@ be screened before any training:
 from __future__ import annotations
 
 import hashlib
+import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -119,6 +120,9 @@ def check(
     >>> r.states["v_row"].shape, r.states["v_col"].shape
     ((128,), (256,))
     """
+    if not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 0
+               for d in shape):
+        raise ProgramError(f"a leaf shape is a tuple of integers >= 0, got {tuple(shape)!r}")
     shape = tuple(int(d) for d in shape)
     return program.derived(
         ("check", shape, dtype, factor_min_dim),

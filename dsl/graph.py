@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from dsl.program import INPUTS, Program
+from dsl.errors import ProgramError
+from dsl.program import INPUTS, MAX_LIVE, Program
 
 UPDATE = ("out", 0)
 
@@ -113,3 +114,18 @@ def remove_dead(program: Program) -> Program:
         program.outputs[k + 1] for k in range(len(program.states)) if k in live.states
     )
     return Program.model_construct(states=states, statements=statements, outputs=outputs)
+
+
+def trainable(program: Program) -> Program:
+    """``program``, once its live statements fit the engine (:data:`~dsl.program.MAX_LIVE`);
+    else a :class:`ProgramError` saying so (every evaluation of it would fail).
+
+    >>> from dsl import library
+    >>> trainable(library.get("lion")) is library.get("lion")
+    True
+    """
+    n = len(remove_dead(program).statements)
+    if n > MAX_LIVE:
+        raise ProgramError(f"{n} live statements: the engine trains programs of at most "
+                           f"{MAX_LIVE} (every evaluation of this one would fail)")
+    return program

@@ -271,9 +271,14 @@ class _Reader:
                 f"unknown hyperparameter {unknown[0]!r} (declared: {declared})", line=1, column=1
             )
         for k, v in self.overrides.items():
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-                raise ProgramError(f"hyperparameter {k!r} must be a finite number, got {v!r}")
-            self.hyper[k] = float(v)
+            try:  # an int too large for a float (10**400) overflows here
+                value = float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+            except OverflowError:
+                value = None
+            if value is None or not math.isfinite(value):
+                shown = repr(v) if not isinstance(v, int) or v.bit_length() < 64 else "a huge int"
+                raise ProgramError(f"hyperparameter {k!r} must be a finite number, got {shown}")
+            self.hyper[k] = value
 
     def signature(self, line: _Line) -> tuple[State, ...]:
         m = _FAST_DEF.match(line.text)

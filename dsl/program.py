@@ -29,9 +29,11 @@ from dsl.errors import ProgramError
 
 INPUTS: tuple[str, ...] = ("w", "g", "lr", "t")
 MAX_STATES = 8
-#: Most statements a program may have (the paper's programs have under 30; a search's
-#: ``mutation.max_length`` is at most 200).
+#: Most statements a program text may have (the paper's programs have under 30).
 MAX_STATEMENTS = 1000
+#: Most *live* statements a program the engine trains may have (its largest bucket,
+#: :data:`evaluators.encode.BUCKETS`); a search's ``mutation.max_length`` is at most this.
+MAX_LIVE = 64
 
 Arg = str | float
 

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dsl import Program, ProgramError, abstract, graph, ops
-from dsl.program import MAX_STATES
+from dsl.program import MAX_LIVE, MAX_STATES
 
 #: Program-length buckets: the engine compiles once per task and bucket. A step
 #: runs the program's own instructions whatever its bucket (on mlp_mnist1d/A a
@@ -45,7 +45,7 @@ from dsl.program import MAX_STATES
 #: bucket costs a compile and buys only a smaller register file: the smallest
 #: holds the warm start and nearly every mutant of it (a search with an
 #: 8-statement bucket split its programs 86 / 184 between two compiles).
-BUCKETS = (16, 32, 64)
+BUCKETS = (16, 32, MAX_LIVE)
 #: Function index of each opcode; the scalar variants and the pseudo-instructions
 #: follow the functions.
 OP_NAMES: tuple[str, ...] = tuple(sorted(ops.OPS))

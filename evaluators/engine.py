@@ -53,6 +53,7 @@ from evaluators.encode import (
     uses_matrix_work,
 )
 from evaluators.tasks import Task
+from evaluators.tasks.base import TaskError
 
 DIVERGENCE_FACTOR = 10.0
 #: XLA's backend optimisation level 1 instead of the default: on CPU it cut the
@@ -477,7 +478,7 @@ def run_engine_grid(program: Program, task: Task, seeds: tuple[int, ...],
     tables = np.stack([step_only_table(enc, task, bucket, m) for m in lr_grid])
     out = run(enc, tables, *seed_inputs(task, seeds), train, val)
     shape = (len(lr_grid), len(seeds))
-    return tuple(np.asarray(x).reshape(shape) for x in out), compile_time
+    return _positive(task, tuple(np.asarray(x).reshape(shape) for x in out)), compile_time
 
 
 def run_engine_batch(programs: list[Program], task: Task, seeds: tuple[int, ...]):
@@ -512,7 +513,21 @@ def run_encoded_batch(encoded: list[Encoded], bucket: int, task: Task, seeds: tu
     stacked = jax.tree.map(lambda *a: np.stack(a), *encoded)
     tables = np.stack([step_only_table(e, task, bucket)[None] for e in encoded])
     out = run(stacked, tables, *seed_inputs(task, seeds), train, val)
-    return tuple(np.asarray(x)[:n] for x in out), compile_time
+    return _positive(task, tuple(np.asarray(x)[:n] for x in out)), compile_time
+
+
+def _positive(task: Task, out: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """The engine's (metric, steps, ok), once no finite metric is negative: a fitness is
+    ``log(baseline / metric)``, so a task's metric must be positive (a loss, an error
+    rate); a negative one is the task's mistake (:class:`TaskError`), not a program's
+    divergence."""
+    metric, _, ok = out
+    bad = np.asarray(ok, bool) & np.isfinite(metric) & (metric < 0)
+    if bad.any():
+        raise TaskError(f"task {task.name!r}: its metric came out {float(metric[bad][0]):.4g}; "
+                        "a task's metric must be positive, lower is better (a loss or an "
+                        "error rate: the fitness is log(baseline metric / metric))")
+    return out
 
 
 def run_direct(program: Program, task: Task, seeds: tuple[int, ...]):

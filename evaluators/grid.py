@@ -38,7 +38,7 @@ class LrGrid(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    centre: float = Field(1.0, gt=0, le=1e6,
+    centre: float = Field(1.0, ge=1e-6, le=1e6,
                           description="The geometric middle of the first pass.")
     points: int = Field(3, ge=1, le=16, description="Multipliers in the first pass.")
     ratio: float = Field(10 ** 0.5, gt=1, le=1e3,

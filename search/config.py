@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, field_validator, model_validator
 
+from dsl.program import MAX_LIVE
 from evaluators.grid import SEARCH, LrGrid
 
 
@@ -33,7 +34,8 @@ class MutationConfig(BaseModel):
         0.2, ge=0, description="Weight of changing one argument to a variable or a new constant.")
     perturb_constant: float = Field(
         0.2, ge=0, description="Weight of multiplying a constant by 2^a, a ~ N(0, 1).")
-    max_length: int = Field(30, ge=1, le=200, description="Most statements a program may have.")
+    max_length: int = Field(30, ge=1, le=MAX_LIVE, description=(
+        "Most statements a program may have (at most 64: the engine's largest program)."))
     max_tries: int = Field(
         50, ge=1, le=10_000, description="Draws of a mutation kind before trying the next kind.")
     check_shapes: list[tuple[Annotated[int, Field(ge=1, le=1_000_000)], ...]] = Field(

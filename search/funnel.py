@@ -316,13 +316,19 @@ def calibrated_lr(run: RunDir, program_id: int) -> tuple[float, str] | None:
     for name in ("C", "B"):
         t = row["tiers"].get(name) if row else None
         if t and t["fitness"] > FAILED:
-            return _geometric({k: v["lr_multiplier"] for k, v in t["tasks"].items()},
-                              f"tier {name} of the funnel")
+            found = _geometric({k: v["lr_multiplier"] for k, v in t["tasks"].items()},
+                               f"tier {name} of the funnel")
+            if found:
+                return found
     lr = run.program(program_id).lr
     return _geometric(lr, "the search's tasks") if lr else None
 
 
-def _geometric(lr: dict[str, float], where: str) -> tuple[float, str]:
+def _geometric(lr: dict[str, float], where: str) -> tuple[float, str] | None:
+    # the multipliers come from a run directory: one that is no learning rate is left out
+    lr = {t: m for t, m in lr.items() if isinstance(m, float) and 0 < m < math.inf}
+    if not lr:
+        return None
     value = float(f"{math.exp(sum(map(math.log, lr.values())) / len(lr)):.3g}")
     tasks = ", ".join(f"{t} {m:.3g}" for t, m in sorted(lr.items()))
     how = "" if len(lr) == 1 else ", the geometric mean of"

@@ -49,9 +49,26 @@ def diff(source: str, warm_source: str) -> str:
                                         "warm start", "program"))
 
 
+def terminal_safe(text: str) -> str:
+    r"""``text`` with every control character but the newline written as an escape: what a
+    run directory holds (task names, error messages) cannot move the cursor, recolour or
+    retitle the terminal it is shown on.
+
+    >>> terminal_safe("a\x1b[31mred\tb\nc")
+    'a\\x1b[31mred\\tb\nc'
+    """
+    return "".join(c if c == "\n" or c.isprintable() else c.encode("unicode_escape").decode()
+                   for c in text)
+
+
 def report(run: RunDir, top: int = 3, program_id: int | None = None) -> str:
     """The run's best programs (or program ``program_id``): fitness per task, the
-    program without dead code, its diff against the warm start, its lineage."""
+    program without dead code, its diff against the warm start, its lineage; every
+    control character from the run escaped (:func:`terminal_safe`)."""
+    return terminal_safe(_report(run, top, program_id))
+
+
+def _report(run: RunDir, top: int, program_id: int | None) -> str:
     records = [r for r in run.history() if not r.get("infra")]
     errors = error_summary(run)
     if not records:
@@ -128,7 +145,7 @@ def error_summary(run: RunDir, k: int = 5) -> list[tuple[str, int]]:
         message = None if rec["cached"] else failure_message(rec)
         if message:
             prefix = "infrastructure: " if rec.get("infra") else ""
-            key = prefix + message.splitlines()[0][:200]
+            key = terminal_safe(prefix + message.splitlines()[0][:200])
             counts[key] = counts.get(key, 0) + 1
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
 

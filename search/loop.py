@@ -42,6 +42,7 @@ from typing import Any
 
 from dsl import Program, ProgramError, abstract, library, parse
 from evaluators.grid import WIDE
+from search import files
 from search.cache import Cache
 from search.config import SearchConfig
 from search.evolution import FAILED, Candidate, Evolution
@@ -65,16 +66,23 @@ def is_path(spec: str) -> bool:
             or spec not in library.names())
 
 
+def program_text(spec: str) -> str:
+    """The text of the program file ``spec``, bounded (:data:`search.files.PROGRAM_LIMIT`)
+    before it is read; any problem is one :class:`ProgramError` naming the file."""
+    try:
+        return files.read_text(spec, files.PROGRAM_LIMIT)
+    except files.FileError as e:
+        raise ProgramError(str(e)) from None
+
+
 def load_program(spec: str) -> Program:
     """A library program by name, or a program file by path (see :func:`is_path`)."""
-    path = Path(spec)
-    if is_path(spec) and (path.suffix or path.exists()):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as e:
-            raise ProgramError(f"cannot read {spec}: {e.strerror}") from None
-        except UnicodeDecodeError:
-            raise ProgramError(f"{spec} is not UTF-8 text") from None
+    try:
+        named = is_path(spec) and (bool(Path(spec).suffix) or files.exists(spec))
+    except files.FileError as e:  # a name the system refuses (too long)
+        raise ProgramError(str(e)) from None
+    if named:
+        text = program_text(spec)
         try:
             return parse(text)
         except ProgramError as e:
@@ -193,11 +201,8 @@ class Search:
 
     def _open(self) -> None:
         cfg, run = self.cfg, self.run
-        cut = run.cut_torn_tail()
-        if cut:
-            self.notes.append(f"{run.history_path}: cut a torn last line ({cut} bytes, an "
-                              f"interrupted write; kept in {run.torn_path.name})")
         self.baselines = run.baselines()
+        run.check_baselines(self.baselines)
         try:
             state = run.checkpoint()
         except RunDirError as e:
@@ -212,6 +217,11 @@ class Search:
                               "the truth")
             self._start(None)
         self._replay()
+        # the one repair of opening, made once nothing refused the run
+        cut = run.cut_torn_tail()
+        if cut:
+            self.notes.append(f"{run.history_path}: cut a torn last line ({cut} bytes, an "
+                              f"interrupted write; kept in {run.torn_path.name})")
         self.opened = True
 
     def _start(self, state: dict[str, Any] | None) -> None:
@@ -259,12 +269,12 @@ class Search:
         """Tell what the history holds beyond the checkpoint; ids continue after the last.
         A record of another configuration is refused (:class:`RunDirError`)."""
         last = -1
-        for n, rec in enumerate(self.run.history()):
+        for n, (line, rec) in enumerate(self.run.numbered()):
             last = max(last, rec["id"])
             if rec.get("config_hash", self.config_hash) != self.config_hash:
                 raise RunDirError(
                     f"{self.run.config_path}: the run's configuration changed since line "
-                    f"{n + 1} of {self.run.history_path.name} was written (identity "
+                    f"{line} of {self.run.history_path.name} was written (identity "
                     f"{rec['config_hash']}, now {self.config_hash}); a resumed run keeps its "
                     "configuration (only max_evals and where and how fast it runs may "
                     "change): restore it, or start a new run")
@@ -272,7 +282,11 @@ class Search:
                 self.last_id = rec["id"]
                 continue
             self.last_id = rec["id"]
-            program = parse(rec["source"])
+            try:
+                program = parse(rec["source"])
+            except ProgramError as e:
+                raise RunDirError(f"{self.run.history_path}: line {line}: source is not a "
+                                  f"program ({e})") from None
             cand = Candidate(rec["id"], rec["parent"], program, rec["mutation"], rec["round"])
             keys = (rec["structural_hash"], rec["fingerprint"])
             self.lines = n + 1

@@ -222,12 +222,34 @@ def _first_error(e: ValidationError) -> str:
     return f"{where}: {err['msg']}"
 
 
+def loads(text: str, *, infinity: bool = False) -> Any:
+    """``text`` as JSON, strictly: ``NaN``, ``Infinity`` and ``-Infinity`` (which Python's
+    ``json`` reads by default, and the history never holds) are refused; ``infinity``
+    lets the infinities through (``funnel.json`` writes a failed baseline's metric so).
+
+    >>> loads('{"fitness": 0.5}')
+    {'fitness': 0.5}
+    >>> loads('{"fitness": NaN}')
+    Traceback (most recent call last):
+    ...
+    ValueError: NaN is not a number JSON allows
+    """
+    def constant(name: str) -> float:
+        if infinity and name != "NaN":
+            return float(name)
+        raise ValueError(f"{name} is not a number JSON allows")
+
+    return json.loads(text, parse_constant=constant)
+
+
 def history_record(line: str) -> HistoryRecord:
     """A history line parsed and checked (the dictionary as written, not a copy)."""
     try:
-        record = json.loads(line)
+        record = loads(line)
     except json.JSONDecodeError:
         raise RecordError("not JSON") from None
+    except ValueError as e:
+        raise RecordError(str(e)) from None
     return _checked(_RECORD, record)
 
 
@@ -246,7 +268,7 @@ def _checked(adapter: TypeAdapter, data: Any) -> Any:
     if not isinstance(data, dict):
         raise RecordError(f"expected a JSON object, got {type(data).__name__}")
     try:
-        adapter.validate_python(data)
+        adapter.validate_python(data, strict=True)  # "0.5" is no fitness, "7" no id
     except ValidationError as e:
         raise RecordError(_first_error(e)) from None
     return data
@@ -254,4 +276,4 @@ def _checked(adapter: TypeAdapter, data: Any) -> Any:
 
 __all__ = ["Checkpoint", "Comparison", "FunnelFile", "FunnelRow", "FunnelTask", "FunnelTier",
            "HistoryRecord", "Job", "RecordError", "Result", "TaskResult", "TaskRun", "checkpoint",
-           "funnel_file", "history_record"]
+           "funnel_file", "history_record", "loads"]

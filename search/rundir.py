@@ -32,10 +32,11 @@ True
 
 from __future__ import annotations
 
-import errno
 import json
+import math
 import os
 import socket
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,10 +44,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dsl import Program, graph, parse
+from dsl import Program, ProgramError, graph, parse
 from dsl.skeleton import Identity, identify
+from search import files
 from search.config import ADDED_FIELDS, SearchConfig
 from search.evolution import FAILED
+from search.files import FileError
 from search.records import (
     Checkpoint,
     FunnelFile,
@@ -54,6 +57,7 @@ from search.records import (
     RecordError,
     funnel_file,
     history_record,
+    loads,
 )
 from search.records import checkpoint as checked_checkpoint
 
@@ -127,12 +131,20 @@ class DiskError(RuntimeError):
 
 
 def _write_error(path: Path, e: OSError) -> Exception:
-    """An ``OSError`` writing ``path``, as one line: a permission problem is the user's
-    (:class:`RunDirError`), anything else the machine's (:class:`DiskError`)."""
-    why = e.strerror or type(e).__name__
-    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return RunDirError(f"{path}: cannot write there ({why})")
-    return DiskError(f"cannot write {path}: {why}")
+    """An ``OSError`` writing ``path``, as one line: a permission problem or a link planted
+    in the run is the user's (:class:`RunDirError`), anything else the machine's
+    (:class:`DiskError`)."""
+    failure = files.error(path, e)
+    why = files.describe(e)
+    if failure.disk:
+        return DiskError(f"cannot write {path}: {why}")
+    return RunDirError(f"{path}: cannot write there ({why})")
+
+
+def _failure(e: FileError) -> Exception:
+    """A :class:`~search.files.FileError` as the run directory's error: the machine's
+    (:class:`DiskError`) or the input's (:class:`RunDirError`)."""
+    return DiskError(str(e)) if e.disk else RunDirError(str(e))
 
 
 class RunDir:
@@ -153,9 +165,13 @@ class RunDir:
     @staticmethod
     def create(path: str | os.PathLike, config: SearchConfig) -> RunDir:
         run = RunDir(path)
-        if run.config_path.exists():
-            raise RunDirError(f"{run.path} already holds a search; resume it with --resume")
-        if run.path.exists() and not run.path.is_dir():
+        try:
+            if files.exists(run.config_path):
+                raise RunDirError(f"{run.path} already holds a search; resume it with --resume")
+            made = files.exists(run.path)
+        except FileError as e:
+            raise RunDirError(str(e)) from None
+        if made and not run.path.is_dir():
             raise RunDirError(f"{run.path} is a file, not a folder for a run")
         try:
             run.path.mkdir(parents=True, exist_ok=True)
@@ -172,17 +188,16 @@ class RunDir:
         """``config.json``'s fields (checked as a config by :meth:`config`); a field added
         since the run was made (absent from the file) at the value that reproduces what
         the run did (:data:`search.config.ADDED_FIELDS`)."""
-        if not self.config_path.is_file():
-            raise RunDirError(f"{self.path} is not a run directory: no config.json")
         try:
-            data = json.loads(self.config_path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError:
-            raise RunDirError(f"{self.config_path}: not UTF-8 text") from None
-        except json.JSONDecodeError as e:
-            raise RunDirError(f"{self.config_path}: not valid JSON (line {e.lineno}: "
-                              f"{e.msg})") from None
-        except OSError as e:
-            raise RunDirError(f"{self.config_path}: cannot read it ({e.strerror})") from None
+            if not files.exists(self.config_path):
+                raise RunDirError(f"{self.path} is not a run directory: no config.json")
+            text = files.read_text(self.config_path, files.CONFIG_LIMIT, links=False)
+        except FileError as e:
+            raise RunDirError(str(e)) from None
+        try:
+            data = loads(text)
+        except ValueError as e:
+            raise RunDirError(f"{self.config_path}: not valid JSON ({e})") from None
         if not isinstance(data, dict):
             raise RunDirError(f"{self.config_path}: expected a JSON object of config fields, "
                               f"got {type(data).__name__}")
@@ -212,7 +227,7 @@ class RunDir:
         if self._lock_fd is not None or fcntl is None:
             return
         try:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = files.open_nofollow(self.lock_path, os.O_RDWR | os.O_CREAT)
         except OSError as e:
             raise _write_error(self.lock_path, e) from None
         try:
@@ -237,7 +252,13 @@ class RunDir:
         :meth:`append` calls it before its first write."""
         self._tail_checked = True
         try:
-            with self.history_path.open("r+b") as f:
+            fd = files.open_nofollow(self.history_path, os.O_RDWR)
+        except FileNotFoundError:
+            return 0
+        except OSError as e:
+            raise _write_error(self.history_path, e) from None
+        try:
+            with os.fdopen(fd, "r+b") as f:
                 size = f.seek(0, os.SEEK_END)
                 if size == 0:
                     return 0
@@ -256,14 +277,15 @@ class RunDir:
                     end = start
                 f.seek(end)
                 fragment = f.read()
-                with self.torn_path.open("ab") as kept:
-                    kept.write(fragment + b"\n")
+                kept = files.open_nofollow(self.torn_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+                try:
+                    os.write(kept, fragment + b"\n")
+                finally:
+                    os.close(kept)
                 f.truncate(end)
                 return len(fragment)
-        except FileNotFoundError:
-            return 0
         except OSError as e:
-            raise _write_error(self.history_path, e) from None
+            raise _write_error(e.filename or self.history_path, e) from None
 
     def append(self, record: dict[str, Any]) -> None:
         """Add one line to the history in one ``write`` call, flushed to the operating
@@ -273,7 +295,7 @@ class RunDir:
             self.cut_torn_tail()
         data = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
         try:
-            fd = os.open(self.history_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = files.open_nofollow(self.history_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         except OSError as e:
             raise _write_error(self.history_path, e) from None
         try:
@@ -292,20 +314,35 @@ class RunDir:
             os.close(fd)
 
     def history(self) -> Iterator[HistoryRecord]:
-        """The history's records, in order, each checked (:mod:`search.records`).
+        """The history's records, in order: :meth:`numbered` without the line numbers."""
+        for _, record in self.numbered():
+            yield record
+
+    def numbered(self) -> Iterator[tuple[int, HistoryRecord]]:
+        """The history's records with their line numbers, in order, each checked
+        (:mod:`search.records`).
 
         Blank lines are skipped; a last line without its newline (a write cut by a
-        crash) too. Any other line that is not a record raises :class:`RunDirError`
-        naming it.
+        crash) too. Any other line that is not a record, or longer than
+        :data:`search.files.LINE_LIMIT`, raises :class:`RunDirError` naming it; a history
+        that is a link or not a regular file is refused.
         """
-        if not self.history_path.exists():
-            return
         try:
-            f = self.history_path.open("rb")
+            fd = files.open_nofollow(self.history_path, os.O_RDONLY)
+        except FileNotFoundError:
+            return
         except OSError as e:
-            raise RunDirError(f"{self.history_path}: cannot read it ({e.strerror})") from None
-        with f:
-            for n, raw in enumerate(f, start=1):
+            why = files.describe(e)
+            raise RunDirError(f"{self.history_path}: cannot read it ({why})") from None
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise RunDirError(f"{self.history_path}: not a regular file")
+            n = 0
+            while raw := f.readline(files.LINE_LIMIT + 1):
+                n += 1
+                if len(raw) > files.LINE_LIMIT:
+                    raise RunDirError(f"{self.history_path}: line {n} is longer than "
+                                      f"{files.LINE_LIMIT:,} bytes")
                 if not raw.strip():
                     continue
                 torn = not raw.endswith(b"\n")  # a write cut by a crash: skipped
@@ -317,12 +354,13 @@ class RunDir:
                     raise RunDirError(f"{self.history_path}: line {n} is not UTF-8 "
                                       "text") from None
                 try:
-                    yield history_record(line)
+                    record = history_record(line)
                 except RecordError as e:
                     if torn:
                         return
                     what = " is not JSON" if str(e) == "not JSON" else f": {e}"
                     raise RunDirError(f"{self.history_path}: line {n}{what}") from None
+                yield n, record
 
     def evaluated(self) -> list[dict[str, Any]]:
         """The records of programs actually evaluated: not cache answers, not
@@ -340,7 +378,7 @@ class RunDir:
             if kept is None or rec["fitness"] > kept["fitness"]:
                 best[rec["fingerprint"]] = rec
         ranked = sorted(best.values(), key=lambda r: (-r["fitness"], r["id"]))[:k]
-        return [RunProgram.from_record(r) for r in ranked]
+        return [self._program_of(r) for r in ranked]
 
     def best(self) -> RunProgram | None:
         """The run's best program so far (None until one finished without failing)."""
@@ -356,7 +394,18 @@ class RunDir:
         rec = records[program_id]
         if rec["cached"] and rec.get("cached_from") in records:
             rec = rec | {"tasks": records[rec["cached_from"]].get("tasks", {})}
-        return RunProgram.from_record(rec)
+        return self._program_of(rec)
+
+    def _program_of(self, record: dict[str, Any]) -> RunProgram:
+        """:meth:`RunProgram.from_record`; a source that is no program is named by the
+        history's line."""
+        try:
+            return RunProgram.from_record(record)
+        except ProgramError as e:
+            line = next((n for n, rec in self.numbered() if rec is record or (
+                rec["id"] == record["id"] and rec["source"] == record["source"])), "?")
+            raise RunDirError(f"{self.history_path}: line {line}: source is not a program "
+                              f"({e})") from None
 
     def identify(self, found: RunProgram) -> Identity:
         """What ``found`` is: the run's warm start (its first record) or a library program
@@ -366,16 +415,42 @@ class RunDir:
     def baselines(self) -> dict[str, dict[str, Any]]:
         """Per task, the calibrated warm start: ``{"metric", "lr_multiplier"}`` ({} before
         the first evaluation, or without a learning-rate grid)."""
-        if not self.baselines_path.exists():
-            return {}
         try:
-            data = json.loads(self.baselines_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
+            if not files.exists(self.baselines_path):
+                return {}
+            text = files.read_text(self.baselines_path, files.JSON_LIMIT, links=False)
+        except FileError as e:
+            raise RunDirError(str(e)) from None
+        try:
+            data = loads(text)
+        except ValueError as e:
             raise RunDirError(f"{self.baselines_path}: not valid JSON ({e})") from None
         if not isinstance(data, dict) or not all(
                 isinstance(v, dict) and isinstance(v.get("metric"), float) for v in data.values()):
             raise RunDirError(f"{self.baselines_path}: expected {{task: {{\"metric\": ...}}}}")
+        for task, v in data.items():
+            if not 0 < v["metric"] < math.inf:  # the fitness is log(baseline / metric)
+                raise RunDirError(f"{self.baselines_path}: {task}: metric {v['metric']!r} is "
+                                  "not a positive finite number")
         return data
+
+    def check_baselines(self, baselines: dict[str, dict[str, Any]]) -> None:
+        """Refuse ``baselines`` (``baselines.json``) where they disagree with the baseline
+        the history's first scored record was judged against: an edited judge would
+        score every later child on another scale than the ones before."""
+        for rec in self.history():
+            scored = {t: v.get("baseline") for t, v in rec["tasks"].items()
+                      if isinstance(v, dict) and isinstance(v.get("baseline"), float)}
+            if not scored:
+                continue
+            for task, before in scored.items():
+                now = baselines.get(task, {}).get("metric")
+                if now is not None and not math.isclose(now, before, rel_tol=1e-9):
+                    raise RunDirError(
+                        f"{self.baselines_path}: {task}: metric {now!r} is not the "
+                        f"{before!r} that {self.history_path.name} line of program {rec['id']} "
+                        "was scored against (the file was edited); restore it")
+            return
 
     def write_baselines(self, baselines: dict[str, dict[str, Any]]) -> None:
         self._replace(self.baselines_path, json.dumps(baselines, indent=2, sort_keys=True) + "\n")
@@ -386,23 +461,14 @@ class RunDir:
     def _replace(self, path: Path, text: str) -> None:
         """Write ``path`` atomically: a temporary file, synced, then a rename; on failure
         the old file stays and no temporary is left."""
-        tmp = path.with_name(path.name + ".tmp")
         try:
-            with tmp.open("w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except OSError as e:
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
-            raise _write_error(path, e) from None
+            files.replace(path, text)
+        except FileError as e:
+            raise _failure(e) from None
 
     def funnel(self) -> FunnelFile | None:
         """``funnel.json``, checked; None if the funnel has not run."""
-        return self._read_checked(self.funnel_path, funnel_file)
+        return self._read_checked(self.funnel_path, funnel_file, infinity=True)
 
     def write_funnel(self, data: FunnelFile) -> None:
         self._replace(self.funnel_path, json.dumps(data, indent=2))
@@ -412,18 +478,20 @@ class RunDir:
         return self._read_checked(self.checkpoint_path, checked_checkpoint)
 
     @staticmethod
-    def _read_checked(path: Path, check: Callable[[Any], Any]) -> Any:
+    def _read_checked(path: Path, check: Callable[[Any], Any], infinity: bool = False) -> Any:
         """The JSON file ``path`` read and checked by ``check`` (None if there is none);
         any problem is a :class:`RunDirError` naming the file."""
-        if not path.exists():
-            return None
         try:
-            return check(json.loads(path.read_text(encoding="utf-8")))
-        except UnicodeDecodeError:
-            raise RunDirError(f"{path}: not UTF-8 text") from None
-        except json.JSONDecodeError as e:
-            raise RunDirError(f"{path}: not valid JSON ({e.msg})") from None
+            if not files.exists(path):
+                return None
+            text = files.read_text(path, files.JSON_LIMIT, links=False)
+        except FileError as e:
+            raise RunDirError(str(e)) from None
+        try:
+            data = loads(text, infinity=infinity)
+        except ValueError as e:
+            raise RunDirError(f"{path}: not valid JSON ({e})") from None
+        try:
+            return check(data)
         except RecordError as e:
             raise RunDirError(f"{path}: {e}") from None
-        except OSError as e:
-            raise RunDirError(f"{path}: cannot read it ({e.strerror})") from None

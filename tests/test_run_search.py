@@ -93,7 +93,8 @@ BAD_INPUT = [
     (["--max-evals", "0"], "flags: max_evals: Input should be greater than or equal to 1"),
     (["--workers", "two"], "argument --workers: invalid int value: 'two'"),
     (["--seed", "-1"], "flags: seed: Input should be greater than or equal to 0"),
-    (["--config", "missing.yaml"], "--config missing.yaml: No such file or directory"),
+    (["--config", "missing.yaml"],
+     "--config missing.yaml: cannot read it: No such file or directory"),
     (["--resume", "nowhere"], "--resume nowhere: not a run directory (no config.json)"),
 ]
 

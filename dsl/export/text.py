@@ -35,7 +35,13 @@ def _capitalized(snake: str) -> str:
 
 
 def _camel(name: str) -> str:
-    return _capitalized(_snake(name))
+    """``name`` as a class name: never a keyword (``None``, ``True`` and ``False`` are).
+
+    >>> _camel("lion-2"), _camel("none"), _camel("True")
+    ('Lion2', 'OptNone', 'OptTrue')
+    """
+    cls = _capitalized(_snake(name))
+    return f"Opt{cls}" if keyword.iskeyword(cls) else cls
 
 
 Site = tuple[int, int]  # (statement index, argument index)
@@ -135,7 +141,9 @@ def _collision_free(p: Program, snake: str, cls: str) -> tuple[Program, set[str]
         def forms(n: str) -> tuple[str, ...]:
             return (n, f"{n}_leaves", f"new_{n}") if derived else (n,)
 
-        new = name
+        # a leading underscore is no field of a NamedTuple (the optax state), and two
+        # are mangled inside the PyTorch class: such names are given a letter first
+        new = f"s{name}" if name.startswith("_") else name
         while new in forbidden or any(n in taken for n in forms(new)):
             new += "_"
         taken.update(forms(new))
@@ -164,7 +172,7 @@ def _free_hyperparameters(names: dict[Site, str], taken: set[str]) -> dict[Site,
     """Hyperparameter ``names`` apart from every ``taken`` name (a trailing underscore)."""
     fresh: dict[str, str] = {}
     for h in dict.fromkeys(names.values()):
-        new = h
+        new = f"h{h}" if h.startswith("_") else h  # a keyword argument of the PyTorch class
         while new in taken:
             new += "_"
         taken.add(new)

@@ -27,6 +27,11 @@ Params = Any
 Batch = tuple[jax.Array, ...]
 
 
+class TaskError(RuntimeError):
+    """A task that cannot judge optimizers as it is defined (its metric came out negative,
+    say): the task's fault, never a program's fitness; the message names the task."""
+
+
 @dataclass(frozen=True)
 class Data:
     """Training and validation arrays (features first, labels second)."""

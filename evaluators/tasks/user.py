@@ -171,4 +171,10 @@ def load_modules(modules: list[str] | tuple[str, ...]) -> None:
                 importlib.import_module(spec)
         except Exception as e:
             raise ImportError(f"task module {spec!r}: {type(e).__name__}: {e}") from e
+        except SystemExit as e:  # a module that calls sys.exit() when imported
+            raise ImportError(f"task module {spec!r}: called sys.exit({e.code!r}) when "
+                              "imported") from None
+        except KeyboardInterrupt:
+            raise ImportError(f"task module {spec!r}: interrupted while it was "
+                              "imported") from None
         _LOADED.add(spec)
