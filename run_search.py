@@ -420,6 +420,7 @@ def _baselines(args: argparse.Namespace) -> None:
 
 
 def _inspect(args: argparse.Namespace) -> None:
+    from search.files import FileError
     from search.inspect import plot, report
     from search.rundir import RunDir, RunDirError
 
@@ -435,8 +436,10 @@ def _inspect(args: argparse.Namespace) -> None:
         try:
             for path in plot(run):
                 print(f"wrote {path}")
-        except OSError as e:
-            raise InputError(f"--plots: cannot write {e.filename}: {e.strerror}") from None
+        except FileError as e:
+            if e.disk:
+                raise Stopped(f"--plots: {e}") from None
+            raise InputError(f"--plots: {e}") from None
         except RunDirError as e:  # a funnel.json edited or broken by hand
             raise InputError(str(e)) from None
 
@@ -597,7 +600,7 @@ def _resumed(args: argparse.Namespace, overrides: dict[str, Any]):
     from search.rundir import RunDir
 
     run = RunDir(args.resume)
-    if not run.config_path.is_file():
+    if not _exists(run.config_path, "--resume"):
         raise InputError(f"--resume {args.resume}: not a run directory (no config.json)")
     if args.config:
         raise InputError(f"--config {args.config}: a resumed run keeps its own config.json "
@@ -616,6 +619,10 @@ def _search(args: argparse.Namespace) -> int:
     from search.loop import Search, SearchStopped
     from search.rundir import DiskError, RunDir, RunDirError
 
+    for flag in ("resume", "run_dir", "config", "address"):
+        if getattr(args, flag) == "":
+            raise InputError(f"--{flag.replace('_', '-')}: an empty name; give "
+                             + ("an address" if flag == "address" else "a path"))
     overrides = {k: getattr(args, k) for k in SEARCH_FLAGS if getattr(args, k) is not None}
     if args.serial:
         overrides["executor"] = "serial"
@@ -719,6 +726,15 @@ def _search(args: argparse.Namespace) -> int:
                                    held_out=",".join(DEFAULT_HELD_OUT), seeds=3, baselines=None,
                                    tiers="B,held_out,C", trials=cfg.funnel_trials))
     return 0
+
+
+def _shown(message: str, lines: int = 0) -> str:
+    """An error message with its control characters escaped, on one line with
+    ``lines=1`` (a program's error may show its line and a caret below): it may quote a
+    name or a field of a run directory."""
+    from search.inspect import terminal_safe
+
+    return terminal_safe(message.replace("\n", "\\n") if lines == 1 else message)
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -873,11 +889,14 @@ def _main(argv: list[str] | None) -> int:
             _baselines(args)
         else:
             return _search(args)
-    except (ProgramError, InputError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except ProgramError as e:  # a program's error may show its line, a caret below
+        print(f"error: {_shown(str(e))}", file=sys.stderr)
+        return 2
+    except InputError as e:
+        print(f"error: {_shown(str(e), lines=1)}", file=sys.stderr)
         return 2
     except Stopped as e:
-        print(f"\nerror: {e}", file=sys.stderr)
+        print(f"\nerror: {_shown(str(e), lines=1)}", file=sys.stderr)
         return 1
     return 0
 

@@ -26,7 +26,7 @@ run directory through :func:`replace` or :func:`open_nofollow`:
 >>> read_text(os.path.join(d, "b.json"), limit=10, links=False)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-search.files.FileError: .../b.json: is a symbolic link; a run directory's files must be plain files
+search.files.FileError: .../b.json: cannot read it: is a symbolic link; ...
 """
 
 from __future__ import annotations
@@ -58,6 +58,23 @@ class FileError(ValueError):
         self.disk = disk
 
 
+def _named(path: str | os.PathLike) -> None:
+    """An ``OSError`` for a name no system call takes (Python raises ValueError)."""
+    if "\0" in os.fspath(path):
+        raise OSError(errno.EINVAL, "the name holds a NUL character", os.fspath(path))
+
+
+def shown(path: str | os.PathLike) -> str:
+    r"""``path`` as a message quotes it: on one line, every character that is not printable
+    escaped (a name may hold a newline, an escape sequence, a NUL).
+
+    >>> shown("runs/a\nb\x1b[2J")
+    'runs/a\\nb\\x1b[2J'
+    """
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in os.fspath(path))
+
+
 def describe(e: OSError) -> str:
     """An ``OSError`` as a few words (``is a symbolic link``, ``File name too long``)."""
     if e.errno == errno.ELOOP:
@@ -69,10 +86,10 @@ def error(path: str | os.PathLike, e: OSError, doing: str = "") -> FileError:
     """``e`` on ``path`` as one :class:`FileError`; ``disk`` unless it is the input's."""
     input_fault = e.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ELOOP,
                               errno.ENAMETOOLONG, errno.ENOENT, errno.ENOTDIR, errno.EISDIR,
-                              errno.EEXIST, errno.EINVAL)
+                              errno.EEXIST, errno.EINVAL, errno.ENXIO, errno.ENODEV)
     if not input_fault and doing:  # the machine's: "cannot write PATH: No space left..."
-        return FileError(f"{doing.removesuffix(' it')} {path}: {describe(e)}", disk=True)
-    return FileError(": ".join([str(path), *([doing] if doing else []), describe(e)]),
+        return FileError(f"{doing.removesuffix(' it')} {shown(path)}: {describe(e)}", disk=True)
+    return FileError(": ".join([shown(path), *([doing] if doing else []), describe(e)]),
                      disk=not input_fault)
 
 
@@ -80,6 +97,7 @@ def exists(path: str | os.PathLike) -> bool:
     """Whether ``path`` names anything (a link too); a name the system cannot take (too
     long, say) is one :class:`FileError`, not a traceback."""
     try:
+        _named(path)
         os.lstat(path)
     except FileNotFoundError:
         return False
@@ -93,6 +111,7 @@ def exists(path: str | os.PathLike) -> bool:
 def is_dir(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a folder (following links: the user named it)."""
     try:
+        _named(path)
         return stat.S_ISDIR(os.stat(path).st_mode)
     except (FileNotFoundError, NotADirectoryError):
         return False
@@ -101,9 +120,15 @@ def is_dir(path: str | os.PathLike) -> bool:
 
 
 def open_nofollow(path: str | os.PathLike, flags: int, mode: int = 0o644) -> int:
-    """``os.open`` that refuses a symbolic link at ``path`` (an ``OSError`` with ``ELOOP``,
-    which :func:`describe` words)."""
-    return os.open(path, flags | NOFOLLOW, mode)
+    """``os.open`` of a regular file that refuses a symbolic link at ``path`` (an
+    ``OSError`` with ``ELOOP``, which :func:`describe` words), and anything else that is no
+    regular file (a FIFO would block, a device never end): an ``OSError`` too."""
+    _named(path)
+    fd = os.open(path, flags | NOFOLLOW | getattr(os, "O_NONBLOCK", 0), mode)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return fd
 
 
 def read_bytes(path: str | os.PathLike, limit: int, *, links: bool = True) -> bytes:
@@ -111,15 +136,16 @@ def read_bytes(path: str | os.PathLike, limit: int, *, links: bool = True) -> by
     one that is not a regular file (a device, a FIFO, a folder), is refused before it is
     read. ``links=False`` refuses a symbolic link (a run directory's files)."""
     try:
+        _named(path)
         fd = os.open(path, os.O_RDONLY | (0 if links else NOFOLLOW) | getattr(os, "O_NONBLOCK", 0))
     except OSError as e:
         raise error(path, e, "cannot read it") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise FileError(f"{path}: not a regular file")
+            raise FileError(f"{shown(path)}: not a regular file")
         if info.st_size > limit:
-            raise FileError(f"{path}: {info.st_size:,} bytes, more than the {limit:,} "
+            raise FileError(f"{shown(path)}: {info.st_size:,} bytes, more than the {limit:,} "
                             "this file may hold")
         chunks, size = [], 0
         while size <= limit:  # a file still growing is bounded too
@@ -129,7 +155,7 @@ def read_bytes(path: str | os.PathLike, limit: int, *, links: bool = True) -> by
             chunks.append(chunk)
             size += len(chunk)
         if size > limit:
-            raise FileError(f"{path}: more than the {limit:,} bytes this file may hold")
+            raise FileError(f"{shown(path)}: more than the {limit:,} bytes this file may hold")
         return b"".join(chunks)
     except OSError as e:
         raise error(path, e, "cannot read it") from None
@@ -142,7 +168,7 @@ def read_text(path: str | os.PathLike, limit: int, *, links: bool = True) -> str
     try:
         return read_bytes(path, limit, links=links).decode("utf-8")
     except UnicodeDecodeError:
-        raise FileError(f"{path}: not UTF-8 text") from None
+        raise FileError(f"{shown(path)}: not UTF-8 text") from None
 
 
 def replace(path: str | os.PathLike, text: str | bytes) -> None:
@@ -154,6 +180,7 @@ def replace(path: str | os.PathLike, text: str | bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     data = text.encode("utf-8") if isinstance(text, str) else text
     try:
+        _named(path)
         try:
             tmp.unlink()
         except FileNotFoundError:
@@ -176,4 +203,5 @@ def replace(path: str | os.PathLike, text: str | bytes) -> None:
 
 
 __all__ = ["CONFIG_LIMIT", "JSON_LIMIT", "LINE_LIMIT", "PROGRAM_LIMIT", "FileError", "describe",
-           "error", "exists", "is_dir", "open_nofollow", "read_bytes", "read_text", "replace"]
+           "error", "exists", "is_dir", "open_nofollow", "read_bytes", "read_text", "replace",
+           "shown"]

@@ -8,11 +8,13 @@ files it is asked to draw.
 from __future__ import annotations
 
 import difflib
+import io
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
+from search import files
 from search.evolution import FAILED
 from search.loop import failure_message
 from search.rundir import RunDir, RunProgram
@@ -154,8 +156,10 @@ def _save(fig, path: Path, written: list[Path]) -> None:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    image = io.BytesIO()
+    fig.savefig(image, dpi=100, format="png")
     plt.close(fig)
+    files.replace(path, image.getvalue())  # atomic, and never through a link planted there
     written.append(path)
 
 
@@ -230,8 +234,15 @@ def funnel_figure(run: RunDir):
 def plot(run: RunDir) -> list[Path]:
     """``progress.png`` and, once the funnel ran, ``funnel.png`` in the run directory."""
     written: list[Path] = []
-    _save(progress_figure(run), run.path / "progress.png", written)
-    fig = funnel_figure(run)
-    if fig is not None:
-        _save(fig, run.path / "funnel.png", written)
+    progress = progress_figure(run)
+    try:
+        funnel = funnel_figure(run)  # read before anything is written: a refusal writes nothing
+    except BaseException:
+        import matplotlib.pyplot as plt
+
+        plt.close(progress)
+        raise
+    _save(progress, run.path / "progress.png", written)
+    if funnel is not None:
+        _save(funnel, run.path / "funnel.png", written)
     return written

@@ -201,6 +201,7 @@ class Search:
 
     def _open(self) -> None:
         cfg, run = self.cfg, self.run
+        run.check_files()
         self.baselines = run.baselines()
         run.check_baselines(self.baselines)
         try:

@@ -18,6 +18,7 @@ older runs still read.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, NotRequired
 
 from pydantic import TypeAdapter, ValidationError
@@ -80,6 +81,22 @@ class Result(TypedDict):
     tuned: NotRequired[dict[str, Any]]
 
 
+class TaskRecord(TypedDict):
+    """A :class:`TaskResult` as the history holds it: every field optional (older runs
+    wrote fewer), each of its type when present."""
+
+    fitness: NotRequired[float]
+    metrics: NotRequired[list[float | None]]
+    steps: NotRequired[list[int]]
+    diverged: NotRequired[bool]
+    error: NotRequired[str | None]
+    baseline: NotRequired[float | None]
+    lr_multiplier: NotRequired[float | None]
+    lr_at_edge: NotRequired[bool]
+    baseline_lr: NotRequired[float | None]
+    lr_grid: NotRequired[list[list[float | None]]]
+
+
 class HistoryRecord(TypedDict):
     """One line of ``history.jsonl``: a candidate and what became of it."""
 
@@ -99,8 +116,8 @@ class HistoryRecord(TypedDict):
     #: None for an infrastructure error: the evaluation could not run.
     fitness: float | None
     infra: NotRequired[bool]
-    #: Per task, a :class:`TaskResult` (checked loosely: older runs wrote fewer fields).
-    tasks: dict[str, dict[str, Any]]
+    #: Per task, a :class:`TaskResult` (older runs wrote fewer fields).
+    tasks: dict[str, TaskRecord]
     #: Tasks not trained: the program had already failed on an earlier one, or
     #: (``screened``) scored below the search's hurdle on the earlier ones.
     skipped: NotRequired[list[str]]
@@ -222,10 +239,12 @@ def _first_error(e: ValidationError) -> str:
     return f"{where}: {err['msg']}"
 
 
-def loads(text: str, *, infinity: bool = False) -> Any:
+def loads(text: str, *, infinity: bool = False, huge: bool = False) -> Any:
     """``text`` as JSON, strictly: ``NaN``, ``Infinity`` and ``-Infinity`` (which Python's
     ``json`` reads by default, and the history never holds) are refused; ``infinity``
-    lets the infinities through (``funnel.json`` writes a failed baseline's metric so).
+    lets the infinities through (``funnel.json`` writes a failed baseline's metric so);
+    integers of 19 digits or more are refused unless ``huge`` (a checkpoint's random
+    generator state is one).
 
     >>> loads('{"fitness": 0.5}')
     {'fitness': 0.5}
@@ -239,7 +258,18 @@ def loads(text: str, *, infinity: bool = False) -> Any:
             return float(name)
         raise ValueError(f"{name} is not a number JSON allows")
 
-    return json.loads(text, parse_constant=constant)
+    def number(text: str) -> float:  # 1e400 is no literal of infinity, but reads as one
+        value = float(text)
+        if math.isinf(value) and not infinity:
+            raise ValueError(f"{text[:40]} is not a number JSON allows (too large)")
+        return value
+
+    def integer(text: str) -> int:  # no id or count has 19 digits; 10**400 breaks numpy
+        if len(text.lstrip("-")) > 18 and not huge:
+            raise ValueError(f"{text[:40]} is not a number JSON allows here (too large)")
+        return int(text)
+
+    return json.loads(text, parse_constant=constant, parse_float=number, parse_int=integer)
 
 
 def history_record(line: str) -> HistoryRecord:
@@ -250,7 +280,10 @@ def history_record(line: str) -> HistoryRecord:
         raise RecordError("not JSON") from None
     except ValueError as e:
         raise RecordError(str(e)) from None
-    return _checked(_RECORD, record)
+    checked = _checked(_RECORD, record)
+    if checked["fitness"] is None and not checked.get("infra"):
+        raise RecordError("fitness: null, and the record is no infrastructure error")
+    return checked
 
 
 def funnel_file(data: Any) -> FunnelFile:
@@ -275,5 +308,5 @@ def _checked(adapter: TypeAdapter, data: Any) -> Any:
 
 
 __all__ = ["Checkpoint", "Comparison", "FunnelFile", "FunnelRow", "FunnelTask", "FunnelTier",
-           "HistoryRecord", "Job", "RecordError", "Result", "TaskResult", "TaskRun", "checkpoint",
-           "funnel_file", "history_record", "loads"]
+           "HistoryRecord", "Job", "RecordError", "Result", "TaskRecord", "TaskResult", "TaskRun",
+           "checkpoint", "funnel_file", "history_record", "loads"]

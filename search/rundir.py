@@ -434,6 +434,24 @@ class RunDir:
                                   "not a positive finite number")
         return data
 
+    def check_files(self) -> None:
+        """Refuse the run if one of its files is there but is no regular file (a link, a
+        folder, a FIFO): nothing is read or written through it, and a search that could
+        not write its checkpoint later is refused now."""
+        for path in (self.config_path, self.history_path, self.checkpoint_path,
+                     self.baselines_path, self.funnel_path, self.torn_path, self.lock_path):
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                raise RunDirError(f"{files.shown(path)}: {files.describe(e)}") from None
+            if stat.S_ISLNK(mode):
+                raise RunDirError(f"{files.shown(path)}: is a symbolic link; a run directory's "
+                                  "files must be plain files")
+            if not stat.S_ISREG(mode):
+                raise RunDirError(f"{files.shown(path)}: not a regular file")
+
     def check_baselines(self, baselines: dict[str, dict[str, Any]]) -> None:
         """Refuse ``baselines`` (``baselines.json``) where they disagree with the baseline
         the history's first scored record was judged against: an edited judge would
@@ -475,10 +493,11 @@ class RunDir:
 
     def checkpoint(self) -> Checkpoint | None:
         """The checkpoint, checked at its top level; None if there is none yet."""
-        return self._read_checked(self.checkpoint_path, checked_checkpoint)
+        return self._read_checked(self.checkpoint_path, checked_checkpoint, huge=True)
 
     @staticmethod
-    def _read_checked(path: Path, check: Callable[[Any], Any], infinity: bool = False) -> Any:
+    def _read_checked(path: Path, check: Callable[[Any], Any], infinity: bool = False,
+                      huge: bool = False) -> Any:
         """The JSON file ``path`` read and checked by ``check`` (None if there is none);
         any problem is a :class:`RunDirError` naming the file."""
         try:
@@ -488,7 +507,7 @@ class RunDir:
         except FileError as e:
             raise RunDirError(str(e)) from None
         try:
-            data = loads(text, infinity=infinity)
+            data = loads(text, infinity=infinity, huge=huge)
         except ValueError as e:
             raise RunDirError(f"{path}: not valid JSON ({e})") from None
         try:

@@ -551,7 +551,7 @@ def test_inspect_plots_of_a_broken_funnel_json_is_one_line(tmp_path, capsys) -> 
     assert run_search.main(["inspect", str(run.path), "--plots"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {run.funnel_path}: ") and len(err.strip().splitlines()) == 1
-    assert (run.path / "progress.png").exists()  # what could be drawn was
+    assert not (run.path / "progress.png").exists()  # a refused run is left as it was
 
 
 def test_a_search_from_muon_runs_end_to_end(tmp_path) -> None:

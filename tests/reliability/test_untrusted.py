@@ -18,38 +18,17 @@ import numpy as np
 import pytest
 
 import run_search
+from benchmarks import bench_untrusted
+from benchmarks.bench_untrusted import fake_run
 from dsl import ProgramError, abstract, library, parse
 from dsl.export import export_source
 from search import files
-from search.config import SearchConfig
 from search.inspect import terminal_safe
 from search.rundir import RunDir, RunDirError
 
 SOURCE = library.source("adamw")
 HOSTILE = ['q""";open("PWNED","w");"""', 'q"""x', "data\\x", "data\\N", "a\nb", "\x1b[31mred",
            "'''", "\\", '"', "\r", "\x00", "{0}", "%s", "é ünï", "\\u0041", "#", "\t\v\f"]
-
-
-def fake_run(tmp_path: Path, name: str = "run", tasks=("quadratic/A",)) -> RunDir:
-    """A run directory with the warm start (id 0) and one child (id 1) on ``tasks``, each
-    record scored against a baseline of 1.0 (``baselines.json`` holds it): nothing
-    trained, so that refusals are tested in milliseconds."""
-    cfg = SearchConfig(tasks=list(tasks), seeds=[0], population=4, executor="serial",
-                       judge="warm_start", max_evals=2)
-    run = RunDir.create(tmp_path / name, cfg)
-    for i, source in enumerate([library.source("warmstart"), SOURCE]):
-        p = parse(source)
-        run.append({"id": i, "parent": None if i == 0 else 0, "round": 0,
-                    "mutation": {"kind": "warm_start" if i == 0 else "insert"},
-                    "source": p.to_source(), "structural_hash": abstract.structural_hash(p),
-                    "fingerprint": abstract.fingerprint(p), "cached": False,
-                    "cached_from": None, "fitness": 0.1 * i, "infra": False, "error": None,
-                    "config_hash": cfg.identity_hash(),
-                    "tasks": {t: {"fitness": 0.1 * i, "metrics": [0.9], "steps": [100],
-                                  "diverged": False, "error": None, "baseline": 1.0,
-                                  "lr_multiplier": 1.0} for t in tasks}})
-    run.write_baselines({t: {"metric": 1.0, "lr_multiplier": 1.0} for t in tasks})
-    return run
 
 
 def cli(capsys, *args: str) -> tuple[int, str]:
@@ -486,3 +465,13 @@ def test_file_helpers_answer_in_one_line(tmp_path) -> None:
     assert files.read_bytes(tmp_path / "link", 2) == b"\xff\xfe"  # a user's own link
     with pytest.raises(files.FileError, match="symbolic link"):
         files.read_bytes(tmp_path / "link", 2, links=False)
+
+
+def test_the_benchmark_of_untrusted_inputs_holds_on_links_resumes_and_sizes(capsys) -> None:
+    """``benchmarks/bench_untrusted.py`` (every class: docs/reliability.md) on three of its
+    classes: every case holds."""
+    assert bench_untrusted.main(["--classes", "links,resume,sizes"]) == 0
+    out = capsys.readouterr().out
+    assert "FAILED" not in out
+    assert out.strip().splitlines()[-1] == "untrusted_cases_failed: 0"
+    assert "all           229    229       0" in out
