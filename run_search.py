@@ -732,9 +732,10 @@ def _shown(message: str, lines: int = 0) -> str:
     """An error message with its control characters escaped, on one line with
     ``lines=1`` (a program's error may show its line and a caret below): it may quote a
     name or a field of a run directory."""
+    from search.files import shown
     from search.inspect import terminal_safe
 
-    return terminal_safe(message.replace("\n", "\\n") if lines == 1 else message)
+    return shown(message) if lines == 1 else terminal_safe(message)
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):

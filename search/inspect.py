@@ -59,8 +59,7 @@ def terminal_safe(text: str) -> str:
     >>> terminal_safe("a\x1b[31mred\tb\nc")
     'a\\x1b[31mred\\tb\nc'
     """
-    return "".join(c if c == "\n" or c.isprintable() else c.encode("unicode_escape").decode()
-                   for c in text)
+    return "\n".join(map(files.shown, text.split("\n")))
 
 
 def report(run: RunDir, top: int = 3, program_id: int | None = None) -> str:

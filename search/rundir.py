@@ -121,6 +121,22 @@ def lr_of(tasks: dict[str, Any]) -> dict[str, float]:
     return {t: v["lr_multiplier"] for t, v in tasks.items() if v.get("lr_multiplier")}
 
 
+def _read_json(path: Path, limit: int, *, infinity: bool = False, huge: bool = False) -> Any:
+    """The run's JSON file ``path`` (None if there is none): bounded, never through a link,
+    strict about numbers (:func:`search.records.loads`); any problem is a
+    :class:`RunDirError` naming the file."""
+    try:
+        if not files.exists(path):
+            return None
+        text = files.read_text(path, limit, links=False)
+    except FileError as e:
+        raise RunDirError(str(e)) from None
+    try:
+        return loads(text, infinity=infinity, huge=huge)
+    except ValueError as e:
+        raise RunDirError(f"{files.shown(path)}: not valid JSON ({e})") from None
+
+
 class RunDirError(ValueError):
     """A run directory that cannot be used; the message names the file and the problem."""
 
@@ -188,16 +204,9 @@ class RunDir:
         """``config.json``'s fields (checked as a config by :meth:`config`); a field added
         since the run was made (absent from the file) at the value that reproduces what
         the run did (:data:`search.config.ADDED_FIELDS`)."""
-        try:
-            if not files.exists(self.config_path):
-                raise RunDirError(f"{self.path} is not a run directory: no config.json")
-            text = files.read_text(self.config_path, files.CONFIG_LIMIT, links=False)
-        except FileError as e:
-            raise RunDirError(str(e)) from None
-        try:
-            data = loads(text)
-        except ValueError as e:
-            raise RunDirError(f"{self.config_path}: not valid JSON ({e})") from None
+        data = _read_json(self.config_path, files.CONFIG_LIMIT)
+        if data is None:
+            raise RunDirError(f"{files.shown(self.path)} is not a run directory: no config.json")
         if not isinstance(data, dict):
             raise RunDirError(f"{self.config_path}: expected a JSON object of config fields, "
                               f"got {type(data).__name__}")
@@ -415,16 +424,9 @@ class RunDir:
     def baselines(self) -> dict[str, dict[str, Any]]:
         """Per task, the calibrated warm start: ``{"metric", "lr_multiplier"}`` ({} before
         the first evaluation, or without a learning-rate grid)."""
-        try:
-            if not files.exists(self.baselines_path):
-                return {}
-            text = files.read_text(self.baselines_path, files.JSON_LIMIT, links=False)
-        except FileError as e:
-            raise RunDirError(str(e)) from None
-        try:
-            data = loads(text)
-        except ValueError as e:
-            raise RunDirError(f"{self.baselines_path}: not valid JSON ({e})") from None
+        data = _read_json(self.baselines_path, files.JSON_LIMIT)
+        if data is None:
+            return {}
         if not isinstance(data, dict) or not all(
                 isinstance(v, dict) and isinstance(v.get("metric"), float) for v in data.values()):
             raise RunDirError(f"{self.baselines_path}: expected {{task: {{\"metric\": ...}}}}")
@@ -500,16 +502,9 @@ class RunDir:
                       huge: bool = False) -> Any:
         """The JSON file ``path`` read and checked by ``check`` (None if there is none);
         any problem is a :class:`RunDirError` naming the file."""
-        try:
-            if not files.exists(path):
-                return None
-            text = files.read_text(path, files.JSON_LIMIT, links=False)
-        except FileError as e:
-            raise RunDirError(str(e)) from None
-        try:
-            data = loads(text, infinity=infinity, huge=huge)
-        except ValueError as e:
-            raise RunDirError(f"{path}: not valid JSON ({e})") from None
+        data = _read_json(path, files.JSON_LIMIT, infinity=infinity, huge=huge)
+        if data is None:
+            return None
         try:
             return check(data)
         except RecordError as e:

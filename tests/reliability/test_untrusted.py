@@ -44,6 +44,15 @@ def one_line(err: str) -> str:
     return lines[0]
 
 
+def config_refused(tmp_path: Path, capsys, text: str) -> str:
+    """The one line a search refuses a config file ``text`` with (exit 2)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    code, err = cli(capsys, "--config", cfg)
+    assert code == 2, err
+    return one_line(err)
+
+
 def snapshot(path: Path) -> dict[str, bytes]:
     """The run's files, but its ``lock`` (taken before the run is read: it holds only the
     process id of the last to open it)."""
@@ -287,10 +296,8 @@ class TestSizes:
         assert code == 2 and "not a regular file" in one_line(err)
 
     def test_a_warm_start_of_dev_zero(self, tmp_path, capsys) -> None:
-        cfg = tmp_path / "c.yaml"
-        cfg.write_text("warm_start: /dev/zero\n")
-        code, err = cli(capsys, "--config", cfg)
-        assert code == 2 and "warm_start: /dev/zero: not a regular file" in one_line(err)
+        assert "warm_start: /dev/zero: not a regular file" in config_refused(
+            tmp_path, capsys, "warm_start: /dev/zero\n")
 
     def test_files_over_their_limit_are_refused_by_their_size(self, tmp_path, capsys) -> None:
         big = tmp_path / "big.dsl"
@@ -328,10 +335,8 @@ class TestNames:
         one_line(err)
 
     def test_a_warm_start_name_too_long(self, tmp_path, capsys) -> None:
-        cfg = tmp_path / "c.yaml"
-        cfg.write_text(f"warm_start: {self.LONG}\n")
-        code, err = cli(capsys, "--config", cfg)
-        assert code == 2 and "File name too long" in one_line(err)
+        assert "File name too long" in config_refused(tmp_path, capsys,
+                                                      f"warm_start: {self.LONG}\n")
 
     @pytest.mark.parametrize("seeds", ["100000000", "1", "65"])
     def test_funnel_seeds_are_bounded(self, tmp_path, capsys, seeds) -> None:
@@ -399,19 +404,14 @@ class TestAnswers:
         code, err = cli(capsys, "check", path)
         assert code == 2 and "66 live statements: the engine trains programs of at most 64" \
             in one_line(err)
-        cfg = tmp_path / "c.yaml"
-        cfg.write_text(f"warm_start: {path}\n")
-        code, err = cli(capsys, "--config", cfg)
-        assert code == 2 and "warm_start:" in one_line(err) and "at most 64" in err
-        cfg.write_text("mutation: {max_length: 65}\n")
-        code, err = cli(capsys, "--config", cfg)
-        assert code == 2 and "mutation.max_length" in one_line(err)
+        line = config_refused(tmp_path, capsys, f"warm_start: {path}\n")
+        assert "warm_start:" in line and "at most 64" in line
+        assert "mutation.max_length" in config_refused(tmp_path, capsys,
+                                                       "mutation: {max_length: 65}\n")
 
     def test_a_grid_centre_that_underflows_is_refused(self, tmp_path, capsys) -> None:
-        cfg = tmp_path / "c.yaml"
-        cfg.write_text("lr_grid: {centre: 1.0e-300}\n")
-        code, err = cli(capsys, "--config", cfg)
-        assert code == 2 and "lr_grid.centre" in one_line(err)
+        assert "lr_grid.centre" in config_refused(tmp_path, capsys,
+                                                  "lr_grid: {centre: 1.0e-300}\n")
 
     def test_inspect_escapes_what_a_run_holds(self, tmp_path, capsys) -> None:
         run = fake_run(tmp_path)
