@@ -34,6 +34,8 @@ from dsl import ProgramError, abstract, graph, library
 from evaluators.catalog import DEFAULT_HELD_OUT
 
 SEARCH_FLAGS = {"workers", "address", "seed", "max_evals"}
+#: Search flags that name lists, comma-separated (a config's fields of the same name).
+LIST_FLAGS = {"tasks", "task_modules"}
 
 
 class InputError(Exception):
@@ -522,7 +524,30 @@ def _load_config_file(path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError(f"--config {path}: expected a mapping of fields, got "
                          f"{type(data).__name__}")
-    return data
+    return _beside(data, p.parent)
+
+
+def _beside(fields: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """A config file's fields with its relative paths (``task_modules``' ``.py`` files, a
+    ``warm_start`` file) resolved against the file's folder, not the current one: a
+    config and the files it names travel together.
+
+    >>> _beside({"task_modules": ["t.py", "pkg.mod"], "warm_start": "w.dsl"}, Path("cfg"))
+    {'task_modules': ['cfg/t.py', 'pkg.mod'], 'warm_start': 'cfg/w.dsl'}
+    """
+    from search.loop import is_path
+
+    out = dict(fields)
+    modules = out.get("task_modules")
+    if isinstance(modules, list):
+        out["task_modules"] = [str(folder / m) if isinstance(m, str) and m.endswith(".py")
+                               and not Path(m).expanduser().is_absolute() else m
+                               for m in modules]
+    warm = out.get("warm_start")
+    if isinstance(warm, str) and warm and "\0" not in warm and is_path(warm) \
+            and not Path(warm).expanduser().is_absolute():
+        out["warm_start"] = str(folder / warm)
+    return out
 
 
 def _config(fields: dict[str, Any], where: str):
@@ -624,6 +649,9 @@ def _search(args: argparse.Namespace) -> int:
             raise InputError(f"--{flag.replace('_', '-')}: an empty name; give "
                              + ("an address" if flag == "address" else "a path"))
     overrides = {k: getattr(args, k) for k in SEARCH_FLAGS if getattr(args, k) is not None}
+    for k in LIST_FLAGS:
+        if getattr(args, k) is not None:
+            overrides[k] = _names_arg(getattr(args, k), f"--{k.replace('_', '-')}")
     if args.serial:
         overrides["executor"] = "serial"
     try:
@@ -750,7 +778,11 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 def _config_default(name: str) -> str:
     from search.config import SearchConfig
 
-    return f"default: {SearchConfig.model_fields[name].default}, or the config's"
+    field = SearchConfig.model_fields[name]
+    default = field.default_factory() if field.default_factory else field.default
+    if isinstance(default, list):
+        default = ",".join(map(str, default))
+    return f"default: {default}, or the config's"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -777,6 +809,12 @@ def _main(argv: list[str] | None) -> int:
                         help=f"the search's random seed ({_config_default('seed')})")
     parser.add_argument("--max-evals", dest="max_evals", type=int,
                         help=f"evaluations to run ({_config_default('max_evals')})")
+    parser.add_argument("--tasks", help="comma-separated tasks to search on "
+                                        f"({_config_default('tasks')})")
+    parser.add_argument("--task-modules", dest="task_modules",
+                        help="comma-separated modules or .py files registering your own tasks "
+                             "(a config's task_modules; its .py paths are relative to the "
+                             "config file's folder)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a search")
     parser.add_argument("--run-dir", help="where to write a new search "
                                           "(default: runs/DATE-TIME-seedN)")

@@ -597,3 +597,27 @@ def test_the_progress_line_counts_the_programs_below_the_hurdle(capsys) -> None:
     assert "| failed 2 | below hurdle 3 | infra errors 0 |" in capsys.readouterr().out
     run_search._progress(Stats(10, 20, 160, 5.0, 0.5, 0.01, 0, True, failed=2))
     assert "| failed 2 | infra errors 0 |" in capsys.readouterr().out  # none: not shown
+
+
+def test_a_configs_paths_are_its_folders_and_tasks_are_flags_too(tmp_path, capsys,
+                                                                   monkeypatch) -> None:
+    """task_modules and warm_start files resolve beside the config file, wherever the
+    command runs from; --tasks and --task-modules set a search's as a config does."""
+    folder = tmp_path / "cfg"
+    folder.mkdir()
+    (folder / "c.yaml").write_text("task_modules: [missing_tasks.py]\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert run_search.main(["--config", "../cfg/c.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "task module" in err and str(folder / "missing_tasks.py") in err
+    (folder / "c.yaml").write_text("warm_start: mine.dsl\n")
+    (folder / "mine.dsl").write_text("def train(w, g, lr, t):\n  u = g * lr\n  return u\n")
+    assert run_search._load_config_file("../cfg/c.yaml")["warm_start"] == "../cfg/mine.dsl"
+    for args, message in ((["--tasks", "bogus/A"], "flags: tasks: unknown task 'bogus/A'"),
+                          (["--tasks", " , "], "--tasks: name at least one"),
+                          (["--task-modules", "nowhere_tasks.py", "--tasks", "x/A"],
+                           "elsewhere/nowhere_tasks.py")):
+        assert run_search.main(args) == 2
+        assert message in capsys.readouterr().err
