@@ -452,6 +452,17 @@ def _export(args: argparse.Namespace) -> None:
     program, hyper, origin, run = _program_arg(args.program, args.id)
     if args.lr is not None and not 0 < args.lr < math.inf:
         raise InputError(f"--lr must be a positive finite number, got {args.lr}")
+    if args.out is None:
+        args.out = "discovered"
+        own = Path(__file__).resolve().parent / "discovered"
+        try:
+            here = Path(args.out).resolve()
+        except OSError:
+            here = None
+        if here == own:
+            raise InputError(f"--out: ./discovered here is this project's own package of "
+                             f"shipped optimizers ({own}); name a folder (--out my_opts), or "
+                             "--out discovered to write there all the same")
     target = Path(args.out) / f"{module_name(args.name)}.py"
     if _exists(target, "--out") and not args.force:
         raise InputError(f"{target} exists; pass --force to replace it")
@@ -893,8 +904,9 @@ def _main(argv: list[str] | None) -> int:
                                         "or a library name")
     export.add_argument("--id", type=int, help="a run's program id (default: its best)")
     export.add_argument("--name", required=True, help="the optimizer's name, e.g. lion")
-    export.add_argument("--out", default="discovered",
-                        help="folder to write into, relative to the current folder")
+    export.add_argument("--out", help="folder to write into, relative to the current folder "
+                                      "(default: discovered), never this project's own "
+                                      "discovered/ unless named")
     export.add_argument("--force", action="store_true", help="replace an existing module")
     export.add_argument("--lr", type=float,
                         help="the default learning rate (default: what calibration chose on "

@@ -621,3 +621,15 @@ def test_a_configs_paths_are_its_folders_and_tasks_are_flags_too(tmp_path, capsy
                            "elsewhere/nowhere_tasks.py")):
         assert run_search.main(args) == 2
         assert message in capsys.readouterr().err
+
+
+def test_export_never_writes_into_the_projects_own_discovered_unless_named(
+        capsys, monkeypatch, tmp_path) -> None:
+    monkeypatch.chdir(Path(run_search.__file__).resolve().parent)
+    before = sorted(p.name for p in Path("discovered").iterdir())
+    assert run_search.main(["export", "lion", "--name", "untrusted_zz"]) == 2
+    assert "this project's own package" in capsys.readouterr().err
+    assert sorted(p.name for p in Path("discovered").iterdir()) == before
+    monkeypatch.chdir(tmp_path)  # elsewhere, ./discovered is the user's
+    assert run_search.main(["export", "lion", "--name", "zz"]) == 0
+    assert (tmp_path / "discovered" / "zz.py").is_file()
