@@ -476,6 +476,12 @@ def _export(args: argparse.Namespace) -> None:
         from search.funnel import calibrated_lr
 
         lr, note = calibrated_lr(run, found.id) or (None, "")
+    if lr is None:
+        print("note: no calibrated learning rate is known for this program: the default "
+              "learning_rate 1e-3 is a placeholder that may not train; pass --lr (the funnel "
+              "calibrates a run's finalists)")
+    elif "edge of its grid" in note:
+        print(f"note: the default learning rate {lr:.4g} was {note.split('; ', 1)[1]}")
     text = export_source(program, args.name, hyperparameters=hyper, origin=origin,
                          learning_rate=lr, learning_rate_note=note)
     compile(text, str(target), "exec")  # a module that would not import is never written
@@ -949,6 +955,10 @@ def _main(argv: list[str] | None) -> int:
     except Stopped as e:
         print(f"\nerror: {_shown(str(e), lines=1)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # a subcommand (a search handles its own): what finished is kept
+        print("\nstopped (Ctrl-C): what was written is kept; run the same command to go on",
+              file=sys.stderr)
+        return 130
     return 0
 
 

@@ -319,9 +319,21 @@ def calibrated_lr(run: RunDir, program_id: int) -> tuple[float, str] | None:
             found = _geometric({k: v["lr_multiplier"] for k, v in t["tasks"].items()},
                                f"tier {name} of the funnel")
             if found:
-                return found
-    lr = run.program(program_id).lr
-    return _geometric(lr, "the search's tasks") if lr else None
+                edge = [k for k, v in t["tasks"].items() if v.get("lr_at_edge")]
+                return _at_edge(found, edge)
+    found = run.program(program_id)
+    edge = [k for k, v in found.record.get("tasks", {}).items()
+            if isinstance(v, dict) and v.get("lr_at_edge")]
+    return _at_edge(_geometric(found.lr, "the search's tasks"), edge) if found.lr else None
+
+
+def _at_edge(found: tuple[float, str] | None, tasks: list[str]) -> tuple[float, str] | None:
+    """``found``'s note, saying where the best learning rate was at its grid's edge (the
+    best may lie beyond: tune it)."""
+    if found is None or not tasks:
+        return found
+    return found[0], (f"{found[1]}; at the edge of its grid on {', '.join(sorted(tasks))}, "
+                      "so a better one may lie beyond: tune it")
 
 
 def _geometric(lr: dict[str, float], where: str) -> tuple[float, str] | None:

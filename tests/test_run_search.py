@@ -633,3 +633,14 @@ def test_export_never_writes_into_the_projects_own_discovered_unless_named(
     monkeypatch.chdir(tmp_path)  # elsewhere, ./discovered is the user's
     assert run_search.main(["export", "lion", "--name", "zz"]) == 0
     assert (tmp_path / "discovered" / "zz.py").is_file()
+
+
+def test_ctrl_c_in_a_subcommand_is_one_line_and_exit_130(capsys, monkeypatch) -> None:
+    def interrupted(*args, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_search, "_baselines", interrupted)
+    assert run_search.main(["baselines", "--tasks", "quadratic/A"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == ("stopped (Ctrl-C): what was written is kept; run the same command "
+                           "to go on")

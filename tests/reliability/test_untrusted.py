@@ -475,3 +475,17 @@ def test_the_benchmark_of_untrusted_inputs_holds_on_links_resumes_and_sizes(caps
     assert "FAILED" not in out
     assert out.strip().splitlines()[-1] == "untrusted_cases_failed: 0"
     assert "all           229    229       0" in out
+
+
+def test_export_says_on_stdout_when_its_learning_rate_is_a_placeholder_or_at_an_edge(
+        tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run_search.main(["export", "lion", "--name", "plain", "--out", "o"]) == 0
+    assert "note: no calibrated learning rate is known" in capsys.readouterr().out
+    run = fake_run(tmp_path)
+    run.history_path.write_text(run.history_path.read_text().replace(
+        '"lr_multiplier": 1.0', '"lr_at_edge": true, "lr_multiplier": 1.0'))
+    assert run_search.main(["export", str(run.path), "--name", "edge", "--out", "o"]) == 0
+    out = capsys.readouterr().out
+    assert "at the edge of its grid on quadratic/A" in out
+    assert "edge of its grid" in " ".join(load(tmp_path / "o" / "edge.py").__doc__.split())
