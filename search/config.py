@@ -34,6 +34,9 @@ class MutationConfig(BaseModel):
         0.2, ge=0, description="Weight of changing one argument to a variable or a new constant.")
     perturb_constant: float = Field(
         0.2, ge=0, description="Weight of multiplying a constant by 2^a, a ~ N(0, 1).")
+    fragment: float = Field(
+        0.0, ge=0, description="Weight of splicing in a live fragment of a library program "
+        "(search/fragments.py): a structural leap. 0 (off) until measured over search seeds.")
     max_length: int = Field(30, ge=1, le=MAX_LIVE, description=(
         "Most statements a program may have (at most 64: the engine's largest program)."))
     max_tries: int = Field(
@@ -45,7 +48,8 @@ class MutationConfig(BaseModel):
 
     @model_validator(mode="after")
     def _some_weight(self) -> MutationConfig:
-        if self.insert + self.delete + self.change_arg + self.perturb_constant <= 0:
+        if (self.insert + self.delete + self.change_arg + self.perturb_constant
+                + self.fragment <= 0):
             raise ValueError("at least one mutation weight must be positive")
         return self
 
@@ -186,6 +190,8 @@ class SearchConfig(BaseModel):
         (True, False)
         """
         data = self.model_dump(mode="json", exclude=set(RUNTIME_FIELDS))
+        data["mutation"] = {k: v for k, v in data["mutation"].items()
+                            if k not in ADDED_MUTATION_FIELDS or v != ADDED_MUTATION_FIELDS[k]}
         return {k: v for k, v in data.items() if k not in ADDED_FIELDS or v != ADDED_FIELDS[k]}
 
     def identity_hash(self) -> str:
@@ -205,6 +211,8 @@ class SearchConfig(BaseModel):
 #: (:meth:`search.rundir.RunDir.config_fields`), and :meth:`SearchConfig.identity` leaves it out
 #: at that value, so such a run resumes as the search it was.
 ADDED_FIELDS: dict[str, Any] = {"hurdle": None, "judge": "warm_start"}
+#: The same for the fields of ``mutation`` (a pydantic default already is the old value).
+ADDED_MUTATION_FIELDS: dict[str, Any] = {"fragment": 0.0}
 
 #: Fields a resumed search may change: how much it runs, where, and how fast; not what
 #: it searches (``max_evals`` may grow a run).

@@ -122,6 +122,8 @@ def _describe(run: RunDir, found: RunProgram, records: list[dict[str, Any]],
     for step in lineage(records, found.id):
         m = step["mutation"]
         what = m["kind"] + (f": {m['statement']}" if "statement" in m else "")
+        if m["kind"] == "fragment":  # a library program's fragment, spliced in
+            what = f"fragment of {m.get('from')}: {m.get('fragment')}"
         lines.append(f"  {step['id']:>6} {shown(step['fitness']):>7}  {what}")
     return lines
 

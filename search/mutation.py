@@ -2,7 +2,10 @@
 
 Four kinds, as in the Lion search: insert a random statement, delete one,
 change one argument (to another variable in scope or a new constant), and
-perturb a constant (times 2^a, a ~ N(0, 1)). A draw that abstract execution
+perturb a constant (times 2^a, a ~ N(0, 1)); and a structural one, ``fragment``:
+splice in a live fragment of a library program (:mod:`search.fragments`: the sign
+of an interpolation, an orthogonalized momentum, a factored second moment), made
+live at once. A draw that abstract execution
 rejects is redrawn, up to ``max_tries`` times per kind; then the next kind is
 tried. Dead statements are kept (stepping stones); only validity is required.
 """
@@ -16,9 +19,10 @@ import numpy as np
 from dsl import Program, ProgramError, abstract
 from dsl.program import INPUTS, Statement
 from search.config import MutationConfig
+from search.fragments import library_fragments, splice
 from search.generate import random_constant, random_statement
 
-KINDS = ("insert", "delete", "change_arg", "perturb_constant")
+KINDS = ("insert", "delete", "change_arg", "perturb_constant", "fragment")
 
 
 def _scope(program: Program, i: int) -> list[str]:
@@ -97,8 +101,18 @@ def _perturb_constant(program: Program, rng: np.random.Generator, cfg: MutationC
         "kind": "perturb_constant", "at": i, "arg": j, "statement": statements[i].to_source()}
 
 
+def _fragment(program: Program, rng: np.random.Generator, cfg: MutationConfig):
+    if len(program.statements) >= cfg.max_length:
+        return None
+    pool = library_fragments()
+    made = splice(program, pool[int(rng.integers(len(pool)))], rng)
+    if made is None or len(made[0].statements) > cfg.max_length:
+        return None
+    return made
+
+
 _APPLY = {"insert": _insert, "delete": _delete, "change_arg": _change_arg,
-          "perturb_constant": _perturb_constant}
+          "perturb_constant": _perturb_constant, "fragment": _fragment}
 
 
 def valid(program: Program, shapes: list[tuple[int, ...]]) -> bool:

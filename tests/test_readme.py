@@ -128,6 +128,7 @@ BENCHMARK_SIZES = {
     "bench_dynamics.py": ["--seeds", "2", "--evals", "3", "--tasks", "quadratic/A", "--jobs",
                           "1", "--setting", "default", "--setting", "T1", "tournament=1"],
     "bench_untrusted.py": ["--classes", "resume,numbers"],
+    "bench_proposals.py": ["--children", "50"],
     "bench_tasks.py": ["--seeds", "3", "--tasks", "quadratic/A", "quadratic/B",
                        "--optimizers", "sgd", "adamw", "--programs", "4",
                        "--search-tasks", "quadratic/A", "--held-out", "quadratic/A"],
