@@ -519,14 +519,15 @@ def run_encoded_batch(encoded: list[Encoded], bucket: int, task: Task, seeds: tu
 def _positive(task: Task, out: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
     """The engine's (metric, steps, ok), once no finite metric is negative: a fitness is
     ``log(baseline / metric)``, so a task's metric must be positive (a loss, an error
-    rate); a negative one is the task's mistake (:class:`TaskError`), not a program's
-    divergence."""
+    rate) that never reaches 0; a metric <= 0 is the task's mistake (:class:`TaskError`),
+    not a program's divergence."""
     metric, _, ok = out
-    bad = np.asarray(ok, bool) & np.isfinite(metric) & (metric < 0)
+    bad = np.asarray(ok, bool) & np.isfinite(metric) & (metric <= 0)
     if bad.any():
         raise TaskError(f"task {task.name!r}: its metric came out {float(metric[bad][0]):.4g}; "
-                        "a task's metric must be positive, lower is better (a loss or an "
-                        "error rate: the fitness is log(baseline metric / metric))")
+                        "a task's metric must be positive, lower is better (a loss, or an "
+                        "error rate plus a small constant: the fitness is log(baseline metric "
+                        "/ metric))")
     return out
 
 
