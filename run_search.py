@@ -561,8 +561,9 @@ def _beside(fields: dict[str, Any], folder: Path) -> dict[str, Any]:
                                and not Path(m).expanduser().is_absolute() else m
                                for m in modules]
     warm = out.get("warm_start")
-    if isinstance(warm, str) and warm and "\0" not in warm and is_path(warm) \
-            and not Path(warm).expanduser().is_absolute():
+    if (isinstance(warm, str) and warm and "\0" not in warm and is_path(warm)
+            and not Path(warm).expanduser().is_absolute()
+            and ("/" in warm or Path(warm).suffix)):  # a file, not a misspelt library name
         out["warm_start"] = str(folder / warm)
     return out
 
