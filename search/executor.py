@@ -27,6 +27,7 @@ Two executors share one interface:
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import tempfile
@@ -288,7 +289,11 @@ class RayExecutor:
                 join_cluster(ray, address, env)
             else:
                 # "local": always an instance of its own, even where `ray start` left a
-                # cluster running on this machine (plain ray.init() would join that one)
+                # cluster running on this machine (plain ray.init() would join that one).
+                # Ray's note that it enabled token authentication (its default for a new
+                # local instance, kept) is not printed on every search
+                logging.getLogger("ray._private.authentication.authentication_token_setup"
+                                  ).setLevel(logging.ERROR)
                 ray.init(address="local", num_cpus=max(1, int(workers * cpus_per_eval)),
                          include_dashboard=False, runtime_env=env, log_to_driver=False)
                 from search import reaper

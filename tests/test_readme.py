@@ -112,6 +112,7 @@ def test_command_runs(command: str, scratch: Path) -> None:
                        cwd=scratch, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, f"{command}\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
     assert "Traceback" not in r.stderr
+    assert "Token authentication is enabled" not in r.stderr  # Ray's note, once a search
 
 
 BENCHMARK_SIZES = {
