@@ -249,9 +249,10 @@ def _simplify(args: argparse.Namespace) -> None:
         out = Path(args.out)
         if _exists(out, "--out"):
             raise InputError(f"--out {out}: exists; choose another name")
+        from search.files import shown
+
         # the origin names a path, perhaps with a newline: one comment line, escaped
-        origin = origin.encode("unicode_escape").decode("ascii")
-        _write(out, f"# simplified from {origin}\n" + result.program.to_source(), "--out")
+        _write(out, f"# simplified from {shown(origin)}\n" + result.program.to_source(), "--out")
         print(f"wrote {out}")
 
 
@@ -561,7 +562,7 @@ def _beside(fields: dict[str, Any], folder: Path) -> dict[str, Any]:
                                and not Path(m).expanduser().is_absolute() else m
                                for m in modules]
     warm = out.get("warm_start")
-    if (isinstance(warm, str) and warm and "\0" not in warm and is_path(warm)
+    if (isinstance(warm, str) and warm and is_path(warm)
             and not Path(warm).expanduser().is_absolute()
             and ("/" in warm or Path(warm).suffix)):  # a file, not a misspelt library name
         out["warm_start"] = str(folder / warm)
@@ -774,14 +775,14 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _shown(message: str, lines: int = 0) -> str:
-    """An error message with its control characters escaped, on one line with
-    ``lines=1`` (a program's error may show its line and a caret below): it may quote a
+def _shown(message: str, one_line: bool = False) -> str:
+    """An error message with its control characters escaped, its newlines too with
+    ``one_line`` (a program's error may show its line and a caret below): it may quote a
     name or a field of a run directory."""
     from search.files import shown
     from search.inspect import terminal_safe
 
-    return shown(message) if lines == 1 else terminal_safe(message)
+    return shown(message) if one_line else terminal_safe(message)
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -951,10 +952,10 @@ def _main(argv: list[str] | None) -> int:
         print(f"error: {_shown(str(e))}", file=sys.stderr)
         return 2
     except InputError as e:
-        print(f"error: {_shown(str(e), lines=1)}", file=sys.stderr)
+        print(f"error: {_shown(str(e), one_line=True)}", file=sys.stderr)
         return 2
     except Stopped as e:
-        print(f"\nerror: {_shown(str(e), lines=1)}", file=sys.stderr)
+        print(f"\nerror: {_shown(str(e), one_line=True)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # a subcommand (a search handles its own): what finished is kept
         print("\nstopped (Ctrl-C): what was written is kept; run the same command to go on",

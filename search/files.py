@@ -38,6 +38,8 @@ from pathlib import Path
 
 #: O_NOFOLLOW where the system has it (not Windows, where links need privileges).
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+#: O_NONBLOCK where the system has it: opening a FIFO to read it never waits for a writer.
+NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 #: Size limits, in bytes, of what the project reads (a program text is limited to
 #: 1,000,000 characters by the parser: at most 4 bytes each in UTF-8).
@@ -82,15 +84,20 @@ def describe(e: OSError) -> str:
     return e.strerror or type(e).__name__
 
 
+def input_fault(e: OSError) -> bool:
+    """Whether ``e`` is the input's fault (a permission, a link, a name, a file of the wrong
+    kind) rather than the machine's (a full disk, a lost mount)."""
+    return e.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ELOOP,
+                       errno.ENAMETOOLONG, errno.ENOENT, errno.ENOTDIR, errno.EISDIR,
+                       errno.EEXIST, errno.EINVAL, errno.ENXIO, errno.ENODEV)
+
+
 def error(path: str | os.PathLike, e: OSError, doing: str = "") -> FileError:
     """``e`` on ``path`` as one :class:`FileError`; ``disk`` unless it is the input's."""
-    input_fault = e.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ELOOP,
-                              errno.ENAMETOOLONG, errno.ENOENT, errno.ENOTDIR, errno.EISDIR,
-                              errno.EEXIST, errno.EINVAL, errno.ENXIO, errno.ENODEV)
-    if not input_fault and doing:  # the machine's: "cannot write PATH: No space left..."
+    if not input_fault(e) and doing:  # the machine's: "cannot write PATH: No space left..."
         return FileError(f"{doing.removesuffix(' it')} {shown(path)}: {describe(e)}", disk=True)
     return FileError(": ".join([shown(path), *([doing] if doing else []), describe(e)]),
-                     disk=not input_fault)
+                     disk=not input_fault(e))
 
 
 def exists(path: str | os.PathLike) -> bool:
@@ -124,7 +131,7 @@ def open_nofollow(path: str | os.PathLike, flags: int, mode: int = 0o644) -> int
     ``OSError`` with ``ELOOP``, which :func:`describe` words), and anything else that is no
     regular file (a FIFO would block, a device never end): an ``OSError`` too."""
     _named(path)
-    fd = os.open(path, flags | NOFOLLOW | getattr(os, "O_NONBLOCK", 0), mode)
+    fd = os.open(path, flags | NOFOLLOW | NONBLOCK, mode)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise OSError(errno.EINVAL, "not a regular file", str(path))
@@ -137,7 +144,7 @@ def read_bytes(path: str | os.PathLike, limit: int, *, links: bool = True) -> by
     read. ``links=False`` refuses a symbolic link (a run directory's files)."""
     try:
         _named(path)
-        fd = os.open(path, os.O_RDONLY | (0 if links else NOFOLLOW) | getattr(os, "O_NONBLOCK", 0))
+        fd = os.open(path, os.O_RDONLY | (0 if links else NOFOLLOW) | NONBLOCK)
     except OSError as e:
         raise error(path, e, "cannot read it") from None
     try:
@@ -203,5 +210,5 @@ def replace(path: str | os.PathLike, text: str | bytes) -> None:
 
 
 __all__ = ["CONFIG_LIMIT", "JSON_LIMIT", "LINE_LIMIT", "PROGRAM_LIMIT", "FileError", "describe",
-           "error", "exists", "is_dir", "open_nofollow", "read_bytes", "read_text", "replace",
-           "shown"]
+           "error", "exists", "input_fault", "is_dir", "open_nofollow", "read_bytes", "read_text",
+           "replace", "shown"]

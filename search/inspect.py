@@ -235,14 +235,8 @@ def funnel_figure(run: RunDir):
 def plot(run: RunDir) -> list[Path]:
     """``progress.png`` and, once the funnel ran, ``funnel.png`` in the run directory."""
     written: list[Path] = []
-    progress = progress_figure(run)
-    try:
-        funnel = funnel_figure(run)  # read before anything is written: a refusal writes nothing
-    except BaseException:
-        import matplotlib.pyplot as plt
-
-        plt.close(progress)
-        raise
+    funnel = funnel_figure(run)  # funnel.json read before anything is written: a refusal
+    progress = progress_figure(run)  # writes nothing
     _save(progress, run.path / "progress.png", written)
     if funnel is not None:
         _save(funnel, run.path / "funnel.png", written)

@@ -150,9 +150,8 @@ def _write_error(path: Path, e: OSError) -> Exception:
     """An ``OSError`` writing ``path``, as one line: a permission problem or a link planted
     in the run is the user's (:class:`RunDirError`), anything else the machine's
     (:class:`DiskError`)."""
-    failure = files.error(path, e)
     why = files.describe(e)
-    if failure.disk:
+    if not files.input_fault(e):
         return DiskError(f"cannot write {path}: {why}")
     return RunDirError(f"{path}: cannot write there ({why})")
 
@@ -343,9 +342,7 @@ class RunDir:
         except OSError as e:
             why = files.describe(e)
             raise RunDirError(f"{self.history_path}: cannot read it ({why})") from None
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise RunDirError(f"{self.history_path}: not a regular file")
+        with os.fdopen(fd, "rb") as f:  # a regular file: open_nofollow saw to it
             n = 0
             while raw := f.readline(files.LINE_LIMIT + 1):
                 n += 1
