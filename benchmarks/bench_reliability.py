@@ -4,8 +4,9 @@
 
 Each cycle starts (the first) or resumes (the rest) a real ``run_search.py``
 process on an embedded Ray instance, waits until it has recorded at least one
-more program, then a random moment more, and kills it with SIGKILL; every third
-cycle first kills a Ray worker in the middle of an evaluation (Ray retries it).
+more program, then a random moment more (up to 1.5 s and 3 more records), and kills
+it with SIGKILL; every third cycle first kills a Ray worker in the middle of an
+evaluation (Ray retries it).
 After each kill it checks that every record written before is still there,
 unchanged, and that no Ray process of the killed driver lives on (its watchdog,
 :mod:`search.reaper`, stops them). A last resume runs the search to
@@ -123,7 +124,14 @@ def kill_cycles(workdir: Path, cycles: int, *, max_evals: int = 60, seed: int = 
                     report.worker_kills += 1
                     break
                 time.sleep(0.02)
-        time.sleep(float(rng.uniform(0.0, 1.5)))
+        # a random moment more: up to 1.5 s, and at most 3 more records (a search on a
+        # fast, idle machine records many a second: bounded by time alone, two cycles
+        # could record the whole run and leave none to kill)
+        more = len(_records(history)) + int(rng.integers(0, 4))
+        until = time.monotonic() + float(rng.uniform(0.0, 1.5))
+        while (time.monotonic() < until and len(_records(history)) < more
+               and proc.poll() is None):
+            time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         proc.stderr.close()
