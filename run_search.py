@@ -46,6 +46,42 @@ class Stopped(Exception):
     """A failure that is not the input's (a task that cannot load, say): one line, exit 1."""
 
 
+def _stoppable(work, what: str) -> None:
+    """Run ``work()`` (a subcommand's training) so that Ctrl-C acts within a second: it
+    runs in a thread, and the main thread, told of Ctrl-C, waits for any file being
+    written (atomically) to be renamed into place, says ``what`` is kept in one line and
+    ends the process (exit 130) without waiting for the compiled computation under way,
+    which would hold the interrupt for minutes on a large task."""
+    import threading
+
+    from evaluators import baselines
+    from search import files
+
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            work()
+        except BaseException as e:  # noqa: BLE001 -- re-raised in the main thread
+            failure.append(e)
+
+    worker = threading.Thread(target=target, name="optsearch-work", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.2)
+    except KeyboardInterrupt:
+        # a file under way is finished (atomic writes take milliseconds), none is begun
+        held = [lock.acquire(timeout=5) for lock in (files.WRITING, baselines.WRITING)]
+        del held
+        print(f"\nstopped (Ctrl-C): {what}; run the same command to continue",
+              file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(130)
+    if failure:
+        raise failure[0]
+
+
 def _guarded(evaluate_all, what: str, after: str = ""):
     """``evaluate_all`` whose infrastructure failures stop the command in one line."""
     def run(program, tasks, *args, **kw):
@@ -252,8 +288,14 @@ def _simplify(args: argparse.Namespace) -> None:
         from search.files import shown
 
         # the origin names a path, perhaps with a newline: one comment line, escaped
-        _write(out, f"# simplified from {shown(origin)}\n" + result.program.to_source(), "--out")
-        print(f"wrote {out}")
+        header = f"# simplified from {shown(origin)}\n"
+        lr = _found_lr(args.program, run, args.id)
+        if lr is not None:  # what calibration chose travels with the program to export
+            from search.loop import LR_COMMENT
+
+            header += f"{LR_COMMENT} {lr[0]!r} ({' '.join(lr[1].split())})\n"
+        _write(out, header + result.program.to_source(), "--out")
+        print(f"wrote {out}" + (f" (with its learning rate, {lr[0]:.4g})" if lr else ""))
 
 
 def _funnel(args: argparse.Namespace) -> None:
@@ -340,12 +382,19 @@ def _funnel(args: argparse.Namespace) -> None:
           f"{', '.join(map(str, run.config().seeds))}), every program at its best learning "
           f"rate ({WIDE.label()}), the {how} ({', '.join(names)}; each tuning is kept on this "
           "machine)", flush=True)
+    done: list[list] = []
+
+    def work() -> None:
+        done.append(funnel(run, train, k=args.top, margin=args.margin, held_out=tasks,
+                           seeds=seeds, baselines=names, grid=f"{WIDE.label()}; {how}",
+                           tiers_run=tiers_run, progress=say, tune=tune))
+
     try:
-        rows = funnel(run, train, k=args.top, margin=args.margin, held_out=tasks, seeds=seeds,
-                      baselines=names, grid=f"{WIDE.label()}; {how}", tiers_run=tiers_run,
-                      progress=say, tune=tune)
+        _stoppable(work, f"every finished tuning and tier is kept (in this machine's cache and "
+                   f"{run.path / 'funnel.json'})")
     except OSError as e:
         raise Stopped(f"funnel stopped: cannot write {e.filename}: {e.strerror}{after}") from None
+    rows = done[0]
     print(table(rows))
     for row in rows:
         print(f"program {row['id']}: {run.identify(run.program(row['id'])).describe()}")
@@ -398,15 +447,19 @@ def _baselines(args: argparse.Namespace) -> None:
           "learning-rate calibration (answers this machine computed before come from its "
           "cache)", flush=True)
     results = []
-    for task in tasks:
-        for name in programs:
-            try:
-                results.append(tune(name, task, seeds, protocol,
-                                    progress=lambda line: print(f"  {line}", flush=True)))
-            except Exception as e:  # not the input's fault: a task that cannot load, say
-                raise Stopped(f"baselines stopped: {name} on {task}: {type(e).__name__}: "
-                              f"{' '.join(str(e).split())[:300]} (what finished is kept in "
-                              "this machine's cache: run it again to go on)") from None
+
+    def work() -> None:
+        for task in tasks:
+            for name in programs:
+                try:
+                    results.append(tune(name, task, seeds, protocol,
+                                        progress=lambda line: print(f"  {line}", flush=True)))
+                except Exception as e:  # not the input's fault: a task that cannot load, say
+                    raise Stopped(f"baselines stopped: {name} on {task}: {type(e).__name__}: "
+                                  f"{' '.join(str(e).split())[:300]} (what finished is kept "
+                                  "in this machine's cache: run it again to go on)") from None
+
+    _stoppable(work, "every finished tuning is kept in this machine's cache")
     print(f"{'task':<22} {'baseline':<10} {'metric':>9} {'seed se':>8} {'tuned on':<10} "
           f"{'defaults':>9}  {'seconds':>7}  constants")
     for t in results:
@@ -467,30 +520,110 @@ def _export(args: argparse.Namespace) -> None:
     target = Path(args.out) / f"{module_name(args.name)}.py"
     if _exists(target, "--out") and not args.force:
         raise InputError(f"{target} exists; pass --force to replace it")
-    lr, note = args.lr, "by --lr" if args.lr is not None else ""
+    if args.calibrate is not None and args.lr is not None:
+        raise InputError("--lr and --calibrate: give one (--lr sets the learning rate, "
+                         "--calibrate chooses it by training)")
     if run is not None:
         found = run.best() if args.id is None else run.program(args.id)
         what = run.identify(found).describe()
         origin = f"{origin}: {what}"
         print(f"what it is: {what}")
-    if lr is None and run is not None:
-        from search.funnel import calibrated_lr
+    lr, note = _export_lr(args, program, run, found.id if run is not None else None)
+    from dsl.scale import fold_scale
 
-        lr, note = calibrated_lr(run, found.id) or (None, "")
+    # a constant that only scales the update joins the learning rate: lr is the step
+    folded = fold_scale(program)
+    if folded.factor != 1.0:
+        hyper = folded.sites(hyper)
+        program = folded.program
+        if lr is not None and args.lr is None:
+            lr = float(f"{lr * folded.factor:.4g}")
+            note += (f"{'; ' if note else ''}times {folded.factor:.4g}, the program's "
+                     "constant scale of its update, folded in")
+        print(f"note: the program's constant scale of its update ({folded.factor:.4g}) is "
+              "folded into the learning rate: learning_rate is the effective step")
     if lr is None:
         print("note: no calibrated learning rate is known for this program: the default "
-              "learning_rate 1e-3 is a placeholder that may not train; pass --lr (the funnel "
-              "calibrates a run's finalists)")
-    elif "edge of its grid" in note:
-        print(f"note: the default learning rate {lr:.4g} was {note.split('; ', 1)[1]}")
+              "learning_rate 1e-3 is a placeholder that may not train; pass --lr or "
+              "--calibrate TASK (the funnel calibrates a run's finalists)")
+    else:
+        print(f"default learning rate {lr:.4g} ({note})")
+        edge = next((part for part in note.split("; ") if "edge of its grid" in part), None)
+        if edge:
+            print(f"note: the default learning rate {lr:.4g} was {edge}")
     text = export_source(program, args.name, hyperparameters=hyper, origin=origin,
                          learning_rate=lr, learning_rate_note=note)
+
     compile(text, str(target), "exec")  # a module that would not import is never written
     _write(target, text, "--out")
     print(f"wrote {target}")
 
 
+def _found_lr(spec: str, run, program_id: int | None) -> tuple[float, str] | None:
+    """The learning rate calibration chose for a run's program (the funnel's largest tier,
+    else the search's), or a program file's ``# learning_rate:`` line; None if unknown."""
+    if run is not None:
+        from search.funnel import calibrated_lr
+
+        found = run.best() if program_id is None else run.program(program_id)
+        return calibrated_lr(run, found.id)
+    from search.loop import declared_lr, is_path, program_text
+
+    return declared_lr(program_text(spec)) if is_path(spec) else None
+
+
+def _export_lr(args: argparse.Namespace, program, run, program_id: int | None
+               ) -> tuple[float | None, str]:
+    """The exported learning rate in the program's own convention (before its scale is
+    folded) and where it comes from: --lr, --calibrate TASK, a run's calibration, a
+    program file's ``# learning_rate:`` line; (None, "") if none is known."""
+    if args.lr is not None:
+        return args.lr, "by --lr"
+    if args.calibrate is not None:
+        return _calibrate(program, args.calibrate, args.task_modules)
+    found = _found_lr(args.program, run, program_id)
+    if found is None:
+        return None, ""
+    return found if run is not None else (found[0], "the file's learning_rate line: "
+                                                    f"{found[1] or 'no note'}")
+
+
+def _calibrate(program, task: str, task_modules: str) -> tuple[float, str]:
+    """The multiplier the wide grid chooses for ``program`` on ``task`` (seeds 0, 1)."""
+    from evaluators.catalog import names
+
+    _load_task_modules(_names_arg(task_modules, "--task-modules") if task_modules else [],
+                       "--task-modules")
+    if task not in names():
+        raise InputError(f"--calibrate: unknown task {task!r} (`run_search.py tasks` lists "
+                         "them; --task-modules registers your own)")
+    from evaluators.evaluate import evaluate
+    from evaluators.grid import WIDE
+
+    print(f"calibrating the learning rate on {task} (seeds 0, 1; {WIDE.label()})", flush=True)
+    done = []
+
+    def work() -> None:
+        try:
+            done.append(evaluate(program, task, (0, 1), lr_grid=WIDE, baseline_value=1.0,
+                                 progress=lambda line: print(f"  {line}", flush=True)))
+        except Exception as e:  # a task that cannot load: not the input's fault
+            raise Stopped(f"--calibrate {task}: {type(e).__name__}: "
+                          f"{' '.join(str(e).split())[:300]}") from None
+
+    _stoppable(work, "nothing was written")
+    r = done[0]
+    if r.failed:
+        raise InputError(f"--calibrate {task}: the program "
+                         f"{r.error or 'diverged at every learning rate'}: no learning rate "
+                         "trains it there")
+    edge = (f"; at the edge of its grid on {task}, so a better one may lie beyond: tune it"
+            if r.lr_at_edge else "")
+    return r.lr_multiplier, f"by --calibrate on {task} (metric {statistics.fmean(r.metrics):.4g}){edge}"
+
+
 def _write(target: Path, text: str, flag: str) -> None:
+
     """Write a file the user asked for, whole or not at all (a full disk leaves no empty
     module), or say in one line why it cannot be."""
     from search.files import FileError, replace
@@ -917,8 +1050,15 @@ def _main(argv: list[str] | None) -> int:
                                       "discovered/ unless named")
     export.add_argument("--force", action="store_true", help="replace an existing module")
     export.add_argument("--lr", type=float,
-                        help="the default learning rate (default: what calibration chose on "
-                             "the largest tier the funnel ran, else on the search's tasks)")
+                        help="the default learning rate, the effective peak step (default: "
+                             "what calibration chose on the largest tier the funnel ran, else "
+                             "on the search's tasks, else a file's '# learning_rate:' line)")
+    export.add_argument("--calibrate", metavar="TASK",
+                        help="choose the default learning rate by training the program on "
+                             "this task (seeds 0 and 1, the wide grid of multipliers)")
+    export.add_argument("--task-modules", default="",
+                        help="comma-separated modules or .py files registering your own tasks "
+                             "for --calibrate")
     args = parser.parse_args(argv)
 
     try:

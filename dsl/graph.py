@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from dsl.errors import ProgramError
-from dsl.program import INPUTS, MAX_LIVE, Program
+from dsl.program import INPUTS, MAX_LIVE, Arg, Program, Statement
 
 UPDATE = ("out", 0)
 
@@ -114,6 +114,30 @@ def remove_dead(program: Program) -> Program:
         program.outputs[k + 1] for k in range(len(program.states)) if k in live.states
     )
     return Program.model_construct(states=states, statements=statements, outputs=outputs)
+
+
+def replace_statement(p: Program, i: int, statement: Statement | None,
+                      alias: Arg | None = None) -> Program:
+    """``p`` with statement ``i`` replaced, or removed with later reads of its target
+    (until reassigned) and returns renamed to ``alias``."""
+    sts = list(p.statements)
+    outputs = list(p.outputs)
+    if statement is not None:
+        sts[i] = statement
+        return Program.model_construct(states=p.states, statements=tuple(sts),
+                                       outputs=tuple(outputs))
+    target = sts[i].target
+    del sts[i]
+    for k in range(i, len(sts)):
+        st = sts[k]
+        sts[k] = Statement(st.target, st.op, tuple(alias if a == target else a for a in st.args))
+        if st.target == target:
+            break
+    else:
+        outputs = [alias if o == target else o for o in outputs]
+        if any(not isinstance(o, str) for o in outputs):
+            raise ProgramError("a constant cannot be returned")
+    return Program.model_construct(states=p.states, statements=tuple(sts), outputs=tuple(outputs))
 
 
 def trainable(program: Program) -> Program:

@@ -16,10 +16,13 @@ import functools
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 FILE = "baselines.json"
+#: Held while :func:`store` writes (a command that ends at once on Ctrl-C takes it first).
+WRITING = threading.RLock()
 
 
 def cache_dir() -> Path:
@@ -68,6 +71,11 @@ def lookup(k: str) -> dict[str, Any] | None:
 def store(k: str, value: dict[str, Any]) -> None:
     """Add one calibration (read, merge, replace atomically; failures ignored)."""
     folder = cache_dir()
+    with WRITING:
+        _store(folder, k, value)
+
+
+def _store(folder: Path, k: str, value: dict[str, Any]) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         data = _read() | {k: value}

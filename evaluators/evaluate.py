@@ -117,9 +117,11 @@ class Baseline(BaseModel):
 
 @functools.cache
 def calibrated_baseline(task: Task, seeds: tuple[int, ...], baseline: str = BASELINE,
-                        grid: LrGrid = WIDE) -> Baseline:
+                        grid: LrGrid = WIDE, *,
+                        progress: Callable[[str], None] | None = None) -> Baseline:
     """``baseline`` at its best multiplier of ``grid`` on ``task`` and ``seeds``:
-    computed once per machine (:mod:`evaluators.baselines`) and per process.
+    computed once per machine (:mod:`evaluators.baselines`) and per process
+    (``progress`` gets a line per pass when it is computed).
     RuntimeError if it diverges at every multiplier."""
     stored = baselines.lookup(_baseline_key(task, seeds, baseline, grid))
     if stored is not None:
@@ -127,7 +129,8 @@ def calibrated_baseline(task: Task, seeds: tuple[int, ...], baseline: str = BASE
             return Baseline.model_validate(stored)
         except ValueError:
             pass  # an entry of another layout: compute it again
-    r = evaluate(library.get(baseline), task, seeds, lr_grid=grid, baseline_value=1.0)
+    r = evaluate(library.get(baseline), task, seeds, lr_grid=grid, baseline_value=1.0,
+                 progress=progress)
     if r.failed:
         raise RuntimeError(f"the baseline {baseline!r} diverged on {task.name} with {seeds} "
                            f"at every multiplier of {grid.label()}")
@@ -152,7 +155,7 @@ def _keep_baseline(result: Baseline, grid: LrGrid, task: Task) -> Baseline:
 def evaluate(
     program: Program, task: str | Task, seeds: tuple[int, ...] = (0, 1),
     *, baseline: str = BASELINE, lr_grid: LrGrid | None = None, centre: float | None = None,
-    baseline_value: float | None = None,
+    baseline_value: float | None = None, progress: Callable[[str], None] | None = None,
 ) -> EvalResult:
     """Train ``program`` on ``task`` once per seed and score it against ``baseline``.
 
@@ -160,7 +163,8 @@ def evaluate(
     (centred on ``centre`` if given) and scored by the best, against the baseline
     calibrated by :data:`~evaluators.grid.WIDE`. ``baseline_value`` replaces the
     baseline's metric (a value computed once elsewhere, e.g. by a search's first
-    evaluation).
+    evaluation). ``progress`` gets a line per pass of the grid: its multipliers, the
+    mean metric at each and the time so far.
 
     >>> from dsl import library
     >>> r = evaluate(library.get("warmstart"), "quadratic/A")
@@ -171,7 +175,7 @@ def evaluate(
     start = time.perf_counter()
     if lr_grid is not None:
         return _calibrated(program, task, seeds, lr_grid, centre, baseline, baseline_value,
-                           start)
+                           start, progress)
     try:
         (metric, steps, ok), compile_time = run_engine(program, task, seeds)
     except ProgramError as e:
@@ -183,7 +187,7 @@ def evaluate(
 
 def _calibrated(program: Program, task: Task, seeds: tuple[int, ...], grid: LrGrid,
                 centre: float | None, baseline: str, baseline_value: float | None,
-                start: float) -> EvalResult:
+                start: float, progress: Callable[[str], None] | None = None) -> EvalResult:
     """:func:`evaluate` with a learning-rate grid: one engine call per pass."""
     cal = Calibration(grid, centre)
     runs: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -199,6 +203,10 @@ def _calibrated(program: Program, task: Task, seeds: tuple[int, ...], grid: LrGr
                                     for k in range(len(multipliers))))
         for k, m in enumerate(multipliers):
             runs[m] = metric[k], steps[k], ok[k]
+        if progress:
+            scores = ", ".join(f"x{m:.3g} {cal.tried[m]:.4g}" if cal.tried[m] is not None
+                               else f"x{m:.3g} diverged" for m in multipliers)
+            progress(f"{task.name}: lr {scores} ({time.perf_counter() - start:.0f} s)")
     best = cal.best
     chosen = best[0] if best is not None else min(runs, key=lambda m: abs(np.log(m)))
     metric, steps, ok = runs[chosen]
@@ -355,8 +363,10 @@ def train_runs(program: Program, task_names: list[str], seeds: tuple[int, ...],
     out = {}
     for name in task_names:
         # the metric itself is what the funnel compares: baseline_value only fills the field
-        r = evaluate(program, name, seeds, lr_grid=lr_grid, baseline_value=1.0)
+        r = evaluate(program, name, seeds, lr_grid=lr_grid, baseline_value=1.0,
+                     progress=progress)
         if progress:
+
             what = (r.error or "diverged at every learning rate" if r.failed else
                     f"metric {np.mean(r.metrics):.4g} at lr x{r.lr_multiplier:.3g}"
                     f"{' (the edge of the grid)' if r.lr_at_edge else ''}")

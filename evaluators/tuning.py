@@ -210,7 +210,8 @@ def tune(program: str, task: str | Task, seeds: tuple[int, ...] = (0, 1),
         return hit
     start = time.perf_counter()
     say = progress or (lambda line: None)
-    default = calibrated_baseline(task, seeds, program, WIDE)
+    default = calibrated_baseline(task, seeds, program, WIDE,
+                                  progress=lambda line: say(f"{program} defaults on {line}"))
     say(f"{program} on {task.name}: defaults {default.metric:.4g} at lr "
         f"x{default.lr_multiplier:.3g} ({time.perf_counter() - start:.0f} s)")
     space = SPACES.get(program, ())
@@ -236,7 +237,8 @@ def tune(program: str, task: str | Task, seeds: tuple[int, ...] = (0, 1),
     final_grid = LrGrid(points=protocol.lanes, ratio=protocol.ratio, extend=2, refine=2)
     chosen = library.get(program, **best.hyperparameters) if space else defaults
     r = evaluate(chosen, task, seeds, lr_grid=final_grid, centre=best.lr_multiplier,
-                 baseline_value=1.0)
+                 baseline_value=1.0, progress=lambda line: say(f"{program} refined on {line}"))
+
     if r.failed:  # the best trial diverged when trained again: impossible unless broken
         raise RuntimeError(f"tuning {program} on {task.name}: its best trial "
                            f"({_hp(best.hyperparameters)}) failed when refined: {r.error}")

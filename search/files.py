@@ -34,10 +34,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import threading
 from pathlib import Path
 
 #: O_NOFOLLOW where the system has it (not Windows, where links need privileges).
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+#: Held while :func:`replace` writes: a command that ends its process at once on Ctrl-C
+#: takes it first, so no file is left half-renamed (``run_search.py``'s ``_stoppable``).
+WRITING = threading.RLock()
 #: O_NONBLOCK where the system has it: opening a FIFO to read it never waits for a writer.
 NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
@@ -186,6 +190,11 @@ def replace(path: str | os.PathLike, text: str | bytes) -> None:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     data = text.encode("utf-8") if isinstance(text, str) else text
+    with WRITING:
+        _replace(path, tmp, data)
+
+
+def _replace(path: Path, tmp: Path, data: bytes) -> None:
     try:
         _named(path)
         try:
@@ -209,6 +218,6 @@ def replace(path: str | os.PathLike, text: str | bytes) -> None:
         raise error(path, e, "cannot write it") from None
 
 
-__all__ = ["CONFIG_LIMIT", "JSON_LIMIT", "LINE_LIMIT", "PROGRAM_LIMIT", "FileError", "describe",
+__all__ = ["CONFIG_LIMIT", "JSON_LIMIT", "LINE_LIMIT", "PROGRAM_LIMIT", "WRITING", "FileError", "describe",
            "error", "exists", "input_fault", "is_dir", "open_nofollow", "read_bytes", "read_text",
            "replace", "shown"]

@@ -33,6 +33,7 @@ cached nor told as a fitness; the candidate is asked again, and after
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -75,7 +76,37 @@ def program_text(spec: str) -> str:
         raise ProgramError(str(e)) from None
 
 
+#: A program file's comment naming the learning rate calibration chose for it, before the
+#: ``def``: ``# learning_rate: 56.2 (calibrated on ...)``. ``simplify --out`` writes it
+#: (a simplified program keeps its found one's), ``export`` of the file reads it.
+LR_COMMENT = "# learning_rate:"
+
+
+def declared_lr(text: str) -> tuple[float, str] | None:
+    """The learning rate (a multiplier of the program's own ``lr``) and its note that a
+    program file's :data:`LR_COMMENT` line declares; None without one, or where its value
+    is no learning rate (not a positive finite number).
+
+    >>> declared_lr("# learning_rate: 0.5 (on tier B)\\ndef train(w, g, lr):\\n  u = g * lr\\n"
+    ...             "  return u")
+    (0.5, 'on tier B')
+    """
+    for line in text.splitlines():
+        if line.lstrip().startswith("def "):
+            return None
+        if line.startswith(LR_COMMENT):
+            value, _, note = line[len(LR_COMMENT):].strip().partition(" ")
+            try:
+                lr = float(value)
+            except ValueError:
+                return None
+            return (lr, note.strip().removeprefix("(").removesuffix(")")) if (
+                0 < lr < math.inf) else None
+    return None
+
+
 def load_program(spec: str) -> Program:
+
     """A library program by name, or a program file by path (see :func:`is_path`)."""
     try:
         named = is_path(spec) and (bool(Path(spec).suffix) or files.exists(spec))

@@ -48,29 +48,6 @@ def _valid(p: Program) -> bool:
     return True
 
 
-def _replace(p: Program, i: int, statement: Statement | None, alias: Arg | None = None) -> Program:
-    """``p`` with statement ``i`` replaced, or removed with later reads of its target
-    (until reassigned) and returns renamed to ``alias``."""
-    sts = list(p.statements)
-    outputs = list(p.outputs)
-    if statement is not None:
-        sts[i] = statement
-        return Program.model_construct(states=p.states, statements=tuple(sts),
-                                       outputs=tuple(outputs))
-    target = sts[i].target
-    del sts[i]
-    for k in range(i, len(sts)):
-        st = sts[k]
-        sts[k] = Statement(st.target, st.op, tuple(alias if a == target else a for a in st.args))
-        if st.target == target:
-            break
-    else:
-        outputs = [alias if o == target else o for o in outputs]
-        if any(not isinstance(o, str) for o in outputs):
-            raise ProgramError("a constant cannot be returned")
-    return Program.model_construct(states=p.states, statements=tuple(sts), outputs=tuple(outputs))
-
-
 def _definitions(p: Program, i: int) -> dict[str, int]:
     """For each variable, the statement defining its value as read by statement ``i``."""
     defs: dict[str, int] = {}
@@ -91,7 +68,7 @@ def _rewrites(p: Program, i: int) -> list[tuple[str, Program]]:
 
     def propose(reason: str, new: Statement | None = None, alias: Arg | None = None) -> None:
         try:
-            out.append((reason, _replace(p, i, new, alias)))
+            out.append((reason, graph.replace_statement(p, i, new, alias)))
         except ProgramError:
             pass
 
@@ -189,7 +166,7 @@ def ablate(p: Program, fitness: Fitness, tolerance: float, log: list[str],
         kept = True
         if inputs and i not in _protected(p, protect):
             try:
-                candidate = graph.remove_dead(_replace(p, i, None, alias=inputs[0]))
+                candidate = graph.remove_dead(graph.replace_statement(p, i, None, alias=inputs[0]))
             except ProgramError:
                 candidate = None
             if candidate is not None and _valid(candidate):
@@ -217,7 +194,7 @@ def round_constants(p: Program, fitness: Fitness, tolerance: float, log: list[st
                     break
                 args = list(st.args)
                 args[j] = r
-                candidate = _replace(p, i, Statement(st.target, st.op, tuple(args)))
+                candidate = graph.replace_statement(p, i, Statement(st.target, st.op, tuple(args)))
                 if _valid(candidate) and fitness(candidate) >= base - tolerance:
                     log.append(f"rounding: {a!r} -> {r!r} in {st.to_source()}")
                     p = candidate

@@ -209,8 +209,11 @@ def test_search_then_funnel_end_to_end(tmp_path) -> None:
     assert r.stderr.strip().splitlines()[-1].startswith(
         "error: funnel stopped: autoencoder_digits/A: ModuleNotFoundError: No module named "
         "'sklearn' (what it finished is kept in ")
-    assert re.search(r"baseline lion: quadratic/B\n +lion on quadratic/B: defaults [\d.]+ at lr x",
-                     r.stdout)  # progress: each baseline, tuned, then the finalist
+    assert re.search(r"baseline lion: quadratic/B\n(?: +.*\n)*? +lion on quadratic/B: defaults "
+                     r"[\d.]+ at lr x", r.stdout)  # progress: each baseline, tuned, then the finalist
+    # and inside each calibration, a line per pass of multipliers
+    assert re.search(r" +lion defaults on quadratic/B: lr x[\d.e-]+ ([\d.]+|diverged), x[\d.e-]+ ",
+                     r.stdout)
     assert re.search(r"quadratic/B: lion tuned: metric [\d.]+ at lr x[\d.e-]+, b1=", r.stdout)
     saved = json.loads((tmp_path / "run" / "funnel.json").read_text())
     assert list(saved["rows"][0]["tiers"]) == ["B"] and saved["seeds"] == [1, 2, 3]

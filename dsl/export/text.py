@@ -53,14 +53,15 @@ def _names_for(p: Program, core: tuple[int, ...], given: dict[Site, str] | None)
     With ``given`` (the names a program's text used, see
     :func:`hyperparameter_sites`), exactly those constants are named and every
     other number stays a literal. Without, or if the text named none (a search's
-    program), every constant is named: interpolation weights ``beta1, beta2,
-    ...``, the rest ``c1, c2, ...``, one name per value.
+    program), every constant is named, one name per value: an interpolation's weight
+    by its role, the decay of what it averages (``m = interp(g, m, 0.9)``: ``beta_m``;
+    ``beta_m2`` for a second weight of ``m``), the rest ``c1, c2, ...``.
     """
     if given:
         return {(i, j): name for (i, j), name in given.items() if i in core}
     names: dict[Site, str] = {}
     by_value: dict[float, str] = {}
-    betas = others = 0
+    others = 0
     for i in core:
         st = p.statements[i]
         for j, a in enumerate(st.args):
@@ -68,8 +69,10 @@ def _names_for(p: Program, core: tuple[int, ...], given: dict[Site, str] | None)
                 continue
             if a not in by_value:
                 if st.op == "interp" and j == 2:
-                    betas += 1
-                    by_value[a] = f"beta{betas}"
+                    base = f"beta_{st.target.lstrip('_')}"
+                    used = set(by_value.values())
+                    by_value[a] = next(n for n in (base, *(f"{base}{k}" for k in range(2, 99)),
+                                                   f"beta_{i}_{j}") if n not in used)
                 else:
                     others += 1
                     by_value[a] = f"c{others}"

@@ -229,7 +229,7 @@ def test_the_torch_rule_writes_in_place_where_values_die() -> None:
     text = export_source(parse("def train(w, g, lr, t, m):\n  u = exp(m)\n  u = u + g\n"
                                "  m = interp(g, m, 0.9)\n  return u, m\n"), "keep")
     assert "u = torch.exp(m)" in text and "u = u.add_(g)" in text
-    assert "m = m.mul_(beta1).add_(g, alpha=1.0 - beta1)" in text
+    assert "m = m.mul_(beta_m).add_(g, alpha=1.0 - beta_m)" in text
 
 
 def test_torch_forms_agree_with_the_implementations() -> None:
@@ -265,7 +265,18 @@ def test_hyperparameters_are_the_names_the_text_used() -> None:
     # a text that names nothing (a search's program): every constant becomes one
     bare = "def train(w, g, lr, t, m):\n  m = interp(g, m, 0.9)\n  u = m * 0.5\n  return u, m\n"
     out = export_source(parse(bare), "bare", hyperparameters=hyperparameter_sites(bare))
-    assert "beta1: float = 0.9" in out and "c1: float = 0.5" in out
+    assert "beta_m: float = 0.9" in out and "c1: float = 0.5" in out
+
+
+def test_a_searchs_interpolation_weights_are_named_for_what_they_decay() -> None:
+    """Named by role, not by order: with AdamW's first-moment weight gone, the
+    second moment's is still beta_v, never beta1."""
+    text = ("def train(w, g, lr, t, m, v):\n  g2 = square(g)\n  v = interp(g2, v, 0.95)\n"
+            "  m = interp(g, m, 0.8)\n  m = interp(g, m, 0.7)\n  r = sqrt(v)\n  u = m / r\n"
+            "  u = u * lr\n  return u, m, v\n")
+    out = export_source(parse(text), "roles")
+    assert "beta_v: float = 0.95" in out and "beta_m: float = 0.8" in out
+    assert "beta_m2: float = 0.7" in out and "beta1" not in out
 
 
 def test_a_calibrated_learning_rate_is_the_default_and_is_named(tmp_path) -> None:
