@@ -32,6 +32,7 @@ from pydantic import ValidationError
 
 from dsl import ProgramError, abstract, graph, library
 from evaluators.catalog import DEFAULT_HELD_OUT
+from search.funnel import BUDGET_MINUTES
 
 SEARCH_FLAGS = {"workers", "address", "seed", "max_evals"}
 #: Search flags that name lists, comma-separated (a config's fields of the same name).
@@ -313,6 +314,9 @@ def _funnel(args: argparse.Namespace) -> None:
                          f"{args.seeds}")
     if not 0 <= args.trials <= 1024:
         raise InputError(f"--trials must be from 0 to 1024, got {args.trials}")
+    if not 0 <= args.budget <= 10**6:
+        raise InputError(f"--budget must be from 0 (no budget) to 1000000 minutes, got "
+                         f"{args.budget}")
     tiers_run = tuple(t.strip() for t in args.tiers.split(",") if t.strip())
     bad = [t for t in tiers_run if t not in ("B", "held_out", "C")]
     if bad or not tiers_run:
@@ -377,6 +381,7 @@ def _funnel(args: argparse.Namespace) -> None:
 
     if not run.top(1):
         raise InputError(f"{args.run_dir}: no program has finished without failing yet")
+    planned = _funnel_plan(run, tasks, tiers_run, names, protocol, seeds, args)
     how = f"baselines tuned on all their hyperparameters: {protocol.label()}"
     print(f"funnel on seeds {', '.join(map(str, seeds))} (the search used "
           f"{', '.join(map(str, run.config().seeds))}), every program at its best learning "
@@ -387,7 +392,7 @@ def _funnel(args: argparse.Namespace) -> None:
     def work() -> None:
         done.append(funnel(run, train, k=args.top, margin=args.margin, held_out=tasks,
                            seeds=seeds, baselines=names, grid=f"{WIDE.label()}; {how}",
-                           tiers_run=tiers_run, progress=say, tune=tune))
+                           tiers_run=tiers_run, progress=say, tune=tune, tiers=planned))
 
     try:
         _stoppable(work, f"every finished tuning and tier is kept (in this machine's cache and "
@@ -402,6 +407,36 @@ def _funnel(args: argparse.Namespace) -> None:
     print("tuned baselines (mean metric at the tuned learning-rate multiplier and constants):")
     print(baselines_table(run.funnel()))
     print(f"wrote {run.path / 'funnel.json'}")
+
+
+def _funnel_plan(run, held_out: list[str], tiers_run: tuple[str, ...], names: tuple[str, ...],
+                 protocol, seeds: tuple[int, ...], args: argparse.Namespace
+                 ) -> dict[str, list[str]]:
+    """The tasks the funnel runs within ``--budget`` (the same on every machine), printed
+    with the estimate of their cost, here and with nothing cached."""
+    from evaluators.tuning import cached
+    from search.funnel import minutes, plan, task_seconds, tiers_of
+
+    every = {t: (tasks if t in tiers_run else []) for t, tasks in tiers_of(run, held_out).items()}
+
+    def cost(task: str, tunings: int = len(names)) -> float | None:
+        return task_seconds(task, tunings=tunings, trials=protocol.trials, lanes=protocol.lanes,
+                            programs=args.top, seeds=len(seeds))
+
+    chosen = plan(every, cost, args.budget * 60)
+    here, kept = 0.0, 0
+    for task in (t for tasks in chosen.tiers.values() for t in tasks):
+        todo = sum(cached(name, task, seeds, protocol) is None for name in names)
+        kept += len(names) - todo
+        here += cost(task, todo) or 0.0
+    labels = {"B": "tier B", "held_out": "held out", "C": "tier C (after B passes)"}
+    print("funnel plan: " + "; ".join(f"{labels[t]}: {', '.join(tasks) or '-'}"
+                                      for t, tasks in chosen.tiers.items()))
+    cached_note = (f"; about {minutes(here)} here, where {kept} of its baseline tunings "
+                   "are cached" if kept else "")
+    print(f"  estimate: {chosen.describe()}{cached_note} (Ctrl-C stops within seconds and "
+          "keeps what finished)", flush=True)
+    return chosen.tiers
 
 
 def _names_arg(text: str, flag: str) -> list[str]:
@@ -619,7 +654,8 @@ def _calibrate(program, task: str, task_modules: str) -> tuple[float, str]:
                          "trains it there")
     edge = (f"; at the edge of its grid on {task}, so a better one may lie beyond: tune it"
             if r.lr_at_edge else "")
-    return r.lr_multiplier, f"by --calibrate on {task} (metric {statistics.fmean(r.metrics):.4g}){edge}"
+    metric = statistics.fmean(r.metrics)
+    return r.lr_multiplier, f"by --calibrate on {task} (metric {metric:.4g}){edge}"
 
 
 def _write(target: Path, text: str, flag: str) -> None:
@@ -904,7 +940,8 @@ def _search(args: argparse.Namespace) -> int:
         print(f"funnel: the {cfg.funnel_top} best programs on tiers B and C and held-out tasks")
         _funnel(argparse.Namespace(run_dir=str(run.path), top=cfg.funnel_top, margin=0.0,
                                    held_out=",".join(DEFAULT_HELD_OUT), seeds=3, baselines=None,
-                                   tiers="B,held_out,C", trials=cfg.funnel_trials))
+                                   tiers="B,held_out,C", trials=cfg.funnel_trials,
+                                   budget=BUDGET_MINUTES))
     return 0
 
 
@@ -1021,6 +1058,10 @@ def _main(argv: list[str] | None) -> int:
     fun.add_argument("--trials", type=int, default=16,
                      help="the baselines' tuning budget: quasi-random hyperparameter points "
                           "after their defaults (0: the learning rate only)")
+    fun.add_argument("--budget", type=float, default=BUDGET_MINUTES,
+                     help="minutes the funnel may take on 2 cores with nothing cached: tasks "
+                          "whose estimated cost does not fit are left out and named (B first, "
+                          "then held-out, then C); 0 runs every task")
     bas = command("baselines", "tune baselines (the judge) on tasks: the learning rate and "
                   "every other hyperparameter, by one protocol; cached per machine")
     bas.add_argument("--tasks", default="mlp_mnist1d/A,transformer_lm/A",

@@ -18,6 +18,17 @@ HELD_OUT_FAMILIES: frozenset[str] = frozenset({"autoencoder_digits", "cnn_digits
 DEFAULT_HELD_OUT: tuple[str, ...] = ("autoencoder_digits/A",)
 
 
+#: Seconds of one training run (one seed, one learning rate, compiled) of each built-in
+#: task on the reference machine (2 CPU cores; docs/benchmarks.md, "Every task and
+#: tier"): what the funnel's estimate of its cost starts from.
+SECONDS: dict[str, float] = {
+    "mlp_mnist1d/A": 0.065, "mlp_mnist1d/B": 0.63, "mlp_mnist1d/C": 5.65,
+    "transformer_lm/A": 0.49, "transformer_lm/B": 8.95, "transformer_lm/C": 24.9,
+    "autoencoder_digits/A": 0.05, "autoencoder_digits/B": 0.6, "autoencoder_digits/C": 8.2,
+    "cnn_digits/A": 0.59, "cnn_digits/B": 2.55, "cnn_digits/C": 11.3,
+    "quadratic/A": 0.005, "quadratic/B": 0.035, "quadratic/C": 5.25,
+}
+
 #: Users' own tasks registered in this process (``evaluators.tasks.register``):
 #: name -> held out.
 USER: dict[str, bool] = {}

@@ -218,6 +218,6 @@ def _replace(path: Path, tmp: Path, data: bytes) -> None:
         raise error(path, e, "cannot write it") from None
 
 
-__all__ = ["CONFIG_LIMIT", "JSON_LIMIT", "LINE_LIMIT", "PROGRAM_LIMIT", "WRITING", "FileError", "describe",
-           "error", "exists", "input_fault", "is_dir", "open_nofollow", "read_bytes", "read_text",
-           "replace", "shown"]
+__all__ = ["CONFIG_LIMIT", "JSON_LIMIT", "LINE_LIMIT", "PROGRAM_LIMIT", "WRITING", "FileError",
+           "describe", "error", "exists", "input_fault", "is_dir", "open_nofollow", "read_bytes",
+           "read_text", "replace", "shown"]

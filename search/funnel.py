@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from dsl import Program, library
-from evaluators.catalog import DEFAULT_HELD_OUT, names
+from evaluators.catalog import DEFAULT_HELD_OUT, SECONDS, names
 from evaluators.fitness import combine, weights
 from search.evolution import FAILED
 from search.records import Comparison, FunnelFile, FunnelRow, FunnelTask, FunnelTier, TaskRun
@@ -48,6 +49,100 @@ SEEDS = 3
 Train = Callable[[Program, list[str]], dict[str, TaskRun]]
 #: A baseline (a library name) at its best constants on tasks.
 Tune = Callable[[str, list[str]], dict[str, TaskRun]]
+
+
+#: The funnel's budget unless told otherwise, in minutes on 2 cores with nothing cached:
+#: the tasks that do not fit are left out, named, one flag (``--budget``) away.
+BUDGET_MINUTES = 15.0
+#: Trainings (one seed, one learning rate) a baseline's tuning runs beyond its trials'
+#: (the wide grid's calibration of its defaults, about 13, and the refinement, about 8),
+#: and its compiled calls beyond one a trial.
+TUNING_RUNS, TUNING_CALLS = 21, 8
+#: Trainings and compiled calls of one program's calibration by the wide grid.
+CALIBRATION_RUNS, CALIBRATION_CALLS = 13, 5
+#: Fitted to tunings measured on the reference machine (docs/benchmarks.md, "The funnel's
+#: budget"): a training run as a lane of a compiled call costs this many times its run
+#: alone (the table's), and each compiled call this many seconds more.
+SLOWDOWN, CALL_SECONDS = 0.7, 0.3
+
+
+def task_seconds(task: str, *, tunings: int, trials: int, lanes: int, programs: int,
+                 seeds: int) -> float | None:
+    """The estimated wall time, on the reference machine, of one funnel task: ``tunings``
+    baselines tuned (``trials`` points at ``lanes`` learning rates each) and ``programs``
+    calibrated, on ``seeds`` seeds; None for a task of unknown cost (a user's).
+
+    >>> round(task_seconds("mlp_mnist1d/B", tunings=3, trials=16, lanes=3, programs=1,
+    ...                    seeds=3))
+    314
+    """
+    per = SECONDS.get(task)
+    if per is None:
+        return None
+    runs = seeds * (tunings * (TUNING_RUNS + trials * lanes) + programs * CALIBRATION_RUNS)
+    calls = tunings * (TUNING_CALLS + trials) + programs * CALIBRATION_CALLS
+    return runs * per * SLOWDOWN + calls * CALL_SECONDS
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The tasks a funnel runs within its budget, and what it leaves out."""
+
+    tiers: dict[str, list[str]]  # per tier (B, held_out, C), the tasks it runs
+    left_out: dict[str, list[str]]  # per tier, the tasks the budget leaves out
+    seconds: float  # the estimate with nothing cached, tasks of unknown cost aside
+    unknown: list[str]  # tasks of unknown cost (a user's own), run whatever they cost
+    costs: dict[str, float]  # each task's estimate with nothing cached, where known
+
+    def describe(self) -> str:
+        """The plan in a line or two."""
+        text = f"about {minutes(self.seconds)} on 2 cores with nothing cached"
+        if self.tiers.get("C"):
+            text += " (tier C's share only if a program passes B)"
+        if self.unknown:
+            text += f", plus {', '.join(self.unknown)} (of unknown cost)"
+        out = [f"{t} ({tier}, about {minutes(self.costs[t])})"
+               for tier, ts in self.left_out.items() for t in ts]
+        if out:
+            text += (f"; left out to fit the budget: {', '.join(out)} (a larger --budget, or "
+                     "--budget 0 for every task, runs them)")
+        return text
+
+
+def plan(tiers: dict[str, list[str]], cost: Callable[[str], float | None],
+         budget_s: float) -> Plan:
+    """The tasks of ``tiers`` (B, held_out, C, in that order of priority) that fit
+    ``budget_s`` seconds by ``cost`` (a task's estimate with nothing cached, so the plan
+    is the same on every machine and every run of the same command); ``budget_s`` 0 is
+    no budget. Tier C counts as if every program went on to it.
+
+    >>> plan({"B": ["a/B", "b/B"], "held_out": ["h/A"], "C": ["a/C"]},
+    ...      {"a/B": 100, "b/B": 5000, "h/A": 50, "a/C": 900}.get, 900).left_out
+    {'B': ['b/B'], 'held_out': [], 'C': ['a/C']}
+    """
+    kept: dict[str, list[str]] = {}
+    left: dict[str, list[str]] = {}
+    total, unknown, costs = 0.0, [], {}
+    for name in ("B", "held_out", "C"):
+        kept[name], left[name] = [], []
+        for task in tiers.get(name, []):
+            seconds = cost(task)
+            if seconds is None:
+                unknown.append(task)
+                kept[name].append(task)
+                continue
+            costs[task] = seconds
+            if not budget_s or total + seconds <= budget_s:
+                total += seconds
+                kept[name].append(task)
+            else:
+                left[name].append(task)
+    return Plan(kept, left, total, unknown, costs)
+
+
+def minutes(seconds: float) -> str:
+    """A duration in words: ``45 s``, ``6 min``."""
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
 def funnel_seeds(search_seeds: list[int], n: int = SEEDS) -> tuple[int, ...]:
@@ -100,18 +195,29 @@ def tier(tasks: list[str], letter: str) -> list[str]:
     return [t for t in dict.fromkeys(f"{t.split('/')[0]}/{letter}" for t in tasks) if t in known]
 
 
+def tiers_of(run: RunDir, held_out: list[str] | None = None) -> dict[str, list[str]]:
+    """Every task of each tier of a run's funnel: its task families at B and C, and the
+    held-out tasks (default :data:`DEFAULT_HELD_OUT`)."""
+    tasks = run.config().tasks
+    return {"B": tier(tasks, "B"), "held_out": held_out if held_out is not None
+            else list(DEFAULT_HELD_OUT), "C": tier(tasks, "C")}
+
+
 def funnel(run: RunDir, train: Train, *, k: int = 3, margin: float = 0.0,
            held_out: list[str] | None = None, seeds: tuple[int, ...] | None = None,
            baselines: tuple[str, ...] = BASELINES, grid: str = "",
            tiers_run: tuple[str, ...] = ("B", "held_out", "C"),
            progress: Callable[[str], None] | None = None,
-           tune: Tune | None = None) -> list[FunnelRow]:
+           tune: Tune | None = None, tiers: dict[str, list[str]] | None = None
+           ) -> list[FunnelRow]:
     """Run the funnel, resuming ``funnel.json``; return its rows, best first.
 
     ``train`` trains a program on tasks at ``seeds`` (the caller binds them;
     default :func:`funnel_seeds`) and ``grid`` describes its calibration, for the
     record. A tier's ``fitness`` is the mean over its tasks of the fitness against
-    the best baseline of each task. ``tiers_run`` leaves tiers out (C costs most).
+    the best baseline of each task. ``tiers_run`` leaves tiers out (C costs most);
+    ``tiers`` gives each tier's tasks (default :func:`tiers_of`: all of them; a
+    :func:`plan` within a budget leaves some out), a tier with none is not run.
     ``tune`` gives the baselines' runs (default: ``train`` of each library program at
     its own constants, on the learning rate only).
     """
@@ -121,8 +227,7 @@ def funnel(run: RunDir, train: Train, *, k: int = 3, margin: float = 0.0,
 
     cfg = run.config()
     seeds = tuple(seeds) if seeds is not None else funnel_seeds(cfg.seeds)
-    tiers = {"B": tier(cfg.tasks, "B"), "held_out": held_out if held_out is not None
-             else list(DEFAULT_HELD_OUT), "C": tier(cfg.tasks, "C")}
+    tiers = tiers if tiers is not None else tiers_of(run, held_out)
     setup = {"seeds": list(seeds), "baselines": list(baselines), "grid": grid}
     done, base_runs = _previous(run, tiers, setup)
     rows: list[FunnelRow] = []
@@ -137,10 +242,10 @@ def funnel(run: RunDir, train: Train, *, k: int = 3, margin: float = 0.0,
     def baseline_runs(tasks: list[str]) -> None:
         for name in baselines:
             missing = [t for t in tasks if t not in base_runs.get(name, {})]
-            if missing:
-                if progress:
-                    progress(f"baseline {name}: {', '.join(missing)}")
-                base_runs.setdefault(name, {}).update(tune(name, missing))
+            if missing and progress:
+                progress(f"baseline {name}: {', '.join(missing)}")
+            for task in missing:  # kept task by task: a stopped funnel loses none
+                base_runs.setdefault(name, {}).update(tune(name, [task]))
                 save()
 
     chosen = run.top(k)
@@ -149,7 +254,7 @@ def funnel(run: RunDir, train: Train, *, k: int = 3, margin: float = 0.0,
                                               search_fitness=found.fitness, tiers={})
         rows.append(row)
         for name in ("B", "held_out", "C"):
-            if name not in tiers_run:
+            if name not in tiers_run or not tiers[name]:
                 continue
             if name == "C" and not row.get("passed_B"):
                 break

@@ -210,7 +210,7 @@ def test_search_then_funnel_end_to_end(tmp_path) -> None:
         "error: funnel stopped: autoencoder_digits/A: ModuleNotFoundError: No module named "
         "'sklearn' (what it finished is kept in ")
     assert re.search(r"baseline lion: quadratic/B\n(?: +.*\n)*? +lion on quadratic/B: defaults "
-                     r"[\d.]+ at lr x", r.stdout)  # progress: each baseline, tuned, then the finalist
+                     r"[\d.]+ at lr x", r.stdout)  # each baseline, tuned, then the finalist
     # and inside each calibration, a line per pass of multipliers
     assert re.search(r" +lion defaults on quadratic/B: lr x[\d.e-]+ ([\d.]+|diverged), x[\d.e-]+ ",
                      r.stdout)
@@ -647,3 +647,81 @@ def test_ctrl_c_in_a_subcommand_is_one_line_and_exit_130(capsys, monkeypatch) ->
     err = capsys.readouterr().err
     assert err.strip() == ("stopped (Ctrl-C): what was written is kept; run the same command "
                            "to go on")
+
+
+
+SLOW_TASKS = '''\
+"""quick/A, quick/B and slow/A train in a second; one compiled call of slow/B takes
+minutes (a 1024 x 1024 matmul of 256 rows a step, 4000 steps)."""
+import jax.numpy as jnp
+import numpy as np
+
+from evaluators import tasks
+
+rng = np.random.default_rng(0)
+
+
+def loss(params, batch):
+    return jnp.mean((batch[0] @ params["w"] - batch[1]) ** 2) + 0.01
+
+
+def register(name, n, steps, batch):
+    x = rng.standard_normal((2048, n)).astype(np.float32)
+    y = (x @ rng.standard_normal((n, n)) / np.sqrt(n)).astype(np.float32)
+    tasks.register(tasks.from_arrays(
+        name, init=lambda rng: {"w": np.zeros((n, n), np.float32)}, loss=loss,
+        train=(x, y), val=(x[:256], y[:256]), steps=steps, batch_size=batch))
+
+
+register("quick/A", 16, 20, 16)
+register("quick/B", 16, 40, 16)
+register("slow/A", 16, 20, 16)
+register("slow/B", 1024, 4000, 256)
+'''
+
+
+def test_ctrl_c_stops_a_funnel_within_seconds_and_keeps_finished_tunings(tmp_path) -> None:
+    """Ctrl-C during a calibration whose compiled call takes minutes: the funnel ends
+    within 10 s with one line (exit 130), and the next run does not tune again what the
+    first finished (quick/B's baseline)."""
+    import signal
+    import time
+
+    (tmp_path / "slow_tasks.py").write_text(SLOW_TASKS)
+    (tmp_path / "c.yaml").write_text("tasks: [quick/A, slow/A]\ntask_modules: [slow_tasks.py]\n"
+                                     "seeds: [0]\npopulation: 2\njudge: warm_start\n")
+    r = run_cli("--config", str(tmp_path / "c.yaml"), "--serial", "--max-evals", "2",
+                "--run-dir", str(tmp_path / "run"))
+    assert r.returncode == 0, r.stderr
+
+    def interrupted(after: str) -> tuple[str, str, float]:
+        """The funnel, sent SIGINT 2 s after its output shows ``after``."""
+        p = subprocess.Popen([sys.executable, "run_search.py", "funnel", str(tmp_path / "run"),
+                              "--top", "1", "--tiers", "B", "--baselines", "adamw", "--trials",
+                              "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        seen = []
+        for line in p.stdout:
+            seen.append(line)
+            if after in line:
+                break
+        else:
+            raise AssertionError(f"ended before {after!r}:\n{''.join(seen)}{p.stderr.read()}")
+        time.sleep(2)
+        start = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 130, err
+        return "".join(seen) + out, err, time.monotonic() - start
+
+    out, err, took = interrupted("quick/B: adamw tuned")
+    assert took < 10, f"Ctrl-C took {took:.1f} s"
+    assert "Traceback" not in err and err.strip().splitlines() == [
+        "stopped (Ctrl-C): every finished tuning and tier is kept (in this machine's cache and "
+        f"{tmp_path / 'run' / 'funnel.json'}); run the same command to continue"]
+    assert "adamw defaults on slow/B: lr" not in out  # stopped inside slow/B's first call
+
+    again, err, took = interrupted("baseline adamw: ")
+    assert took < 10 and "Traceback" not in err
+    assert "baseline adamw: slow/B\n" in again  # quick/B's tuning was kept, not redone
+    assert "adamw defaults on quick/B" not in again
