@@ -185,6 +185,15 @@ def _functions() -> None:
         args = "x" if op.arity == 1 else ", ".join("abcd"[:op.arity])  # as op.doc names them
         form = f"a {op.infix} b" if op.infix else f"{name}({args})"
         print(f"{name:<20} {form:<27} {op.doc}")
+    print("\ninputs and constants every program may read (a statement may reassign an input, "
+          "as the warm start rescales lr, never a constant):")
+    inputs = {"w": "the parameter tensor", "g": "its gradient",
+              "lr": "the learning rate: the schedule's value times the calibrated multiplier",
+              "t": "the step, 1, 2, ... (a float)"}
+    for name, doc in inputs.items():
+        print(f"{name:<20} {'input':<27} {doc}")
+    for name, value in ops.CONSTANTS.items():
+        print(f"{name:<20} {'constant':<27} {value!r}")
 
 
 def _shape(text: str) -> tuple[int, ...]:

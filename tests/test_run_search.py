@@ -360,7 +360,10 @@ def test_library_tasks_and_functions_list_what_they_hold(capsys) -> None:
     out = capsys.readouterr().out
     assert "a + b" in out and len(out.splitlines()) >= 50
     # each formula names the arguments as the form does
-    lines = {line.split()[0]: line for line in out.splitlines()}
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    # the names a program reads without defining them, the built-in eps among them
+    assert lines["eps"].split() == ["eps", "constant", "1e-08"]
+    assert lines["lr"].split()[1] == "input" and lines["t"].split()[1] == "input"
     assert lines["interp"].split()[1:] == ["interp(a,", "b,", "c)", "(1", "-", "c)", "*", "a",
                                            "+", "c", "*", "b"]
     assert lines["where"].endswith("b where a != 0, else c")
@@ -725,3 +728,23 @@ def test_ctrl_c_stops_a_funnel_within_seconds_and_keeps_finished_tunings(tmp_pat
     assert took < 10 and "Traceback" not in err
     assert "baseline adamw: slow/B\n" in again  # quick/B's tuning was kept, not redone
     assert "adamw defaults on quick/B" not in again
+
+
+def test_export_calibrate_chooses_the_learning_rate_by_training(tmp_path) -> None:
+    """--calibrate TASK trains the program there; the warm start's lr * 0.001 is folded,
+    so the default is the multiplier times 0.001, and the docstring says where."""
+    r = run_cli("export", "warmstart", "--name", "w", "--out", str(tmp_path), "--calibrate",
+                "quadratic/A")
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"  quadratic/A: lr x[\d.e-]+ [\d.]+", r.stdout)  # a line per pass
+    m = re.search(r"default learning rate ([\d.e-]+) \(by --calibrate on quadratic/A "
+                  r"\(metric [\d.]+\).*times 0\.001, the program's constant scale", r.stdout)
+    assert m, r.stdout
+    text = (tmp_path / "w.py").read_text()
+    assert f"lr: float = {float(m.group(1))!r}" in text and "lr = lr * 0.001" not in text
+    both = run_cli("export", "warmstart", "--name", "w2", "--out", str(tmp_path), "--lr", "0.1",
+                   "--calibrate", "quadratic/A")
+    assert both.returncode == 2 and "--lr and --calibrate: give one" in both.stderr
+    unknown = run_cli("export", "warmstart", "--name", "w3", "--out", str(tmp_path),
+                      "--calibrate", "nope/A")
+    assert unknown.returncode == 2 and "--calibrate: unknown task 'nope/A'" in unknown.stderr
