@@ -759,6 +759,12 @@ def _config(fields: dict[str, Any], where: str):
     from evaluators.catalog import held_out, names  # no JAX before Ray forks workers
 
     _load_task_modules(cfg.task_modules, where)
+    from search import strategies
+
+    if cfg.method not in strategies.STRATEGIES:
+        raise InputError(f"{where}: method: {cfg.method!r} is no registered strategy (known: "
+                         f"{', '.join(sorted(strategies.STRATEGIES))}; a module in "
+                         "task_modules may register one)")
     from search.loop import load_program
 
     try:

@@ -69,9 +69,12 @@ class SearchConfig(BaseModel):
     seed: NonNegativeInt = Field(
         0, le=2**63 - 1,
         description="Seeds the search's random generator (not the training); >= 0.")
-    method: Literal["evolution", "random", "constants"] = Field(
-        "evolution", description="Regularized evolution, or a baseline: random programs, "
-        "or mutating only the warm start's constants (hyperparameter tuning).")
+    method: str = Field(
+        "evolution", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64,
+        description="The search strategy, by its name in search.strategies' registry: "
+        "'evolution' (regularized evolution with restarts), or a baseline: 'random' "
+        "(random programs) or 'constants' (mutating only the warm start's constants: "
+        "hyperparameter tuning); a module in task_modules may register another.")
     warm_start: str = Field(
         "warmstart", description="Library program name or path of a program file.")
     population: int = Field(32, ge=2, le=1_000_000,

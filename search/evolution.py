@@ -1,26 +1,25 @@
-"""Regularized evolution with restarts, ask/tell (Real et al. 2019; Chen et al. 2023).
+"""The search's proposer, ask/tell: a strategy plug-in behind one driver.
 
-A round starts with the whole population equal to its seed program (the warm
-start, or the best program so far). ``ask`` draws ``tournament`` members at
-random, mutates the fittest; ``tell`` appends the child and drops the oldest.
-A round ends when its best has not improved for ``plateau`` fresh evaluations
-(a cache hit is a result but no new information, so it does not count): the first
-``restarts`` rounds start from the warm start (exploration), later ones from
-the best program found (exploitation). No JAX, no Ray: fitness comes from
-outside. A candidate whose evaluation could not run (an infrastructure error,
-not its fitness) is handed back with ``retry`` and asked again, same id, before
-anything new. The state, random generator included, round-trips through JSON.
+The driver does what every strategy needs done the same way. Its first phase is
+the warm start: asked first (id 0) and alone, and only once it is told (its fitness
+and learning rates known) does the strategy begin (:meth:`Strategy.init`). Then
+each ``ask`` is the strategy's proposal with the next id; a candidate whose
+evaluation could not run (an infrastructure error, not its fitness) is handed back
+with ``retry`` and asked again, same id, before anything new; ``tell`` keeps the
+best program and passes the result to the strategy. Which strategy is the config's
+``method``, a name in :mod:`search.strategies`' registry (regularized evolution by
+default; random search; constants-only tuning). No JAX, no Ray: fitness comes from
+outside. The state, the strategy's and the random generator's included, round-trips
+through JSON: it is the checkpoint.
 
 With a learning-rate grid that follows the parent (``lr_grid.follow_parent``),
 each member keeps the multiplier its evaluation chose per task (``lr``), and a
-child is asked with its parent's as ``lr_centre``; a program without a parent
-(the warm start's children of a new round included) is centred on the warm
-start's.
+child is asked with its parent's as ``lr_centre``; a program without a parent is
+centred on the warm start's.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,31 +27,12 @@ import numpy as np
 
 from dsl import Program, parse
 from evaluators.fitness import FAILED  # (plain Python: no JAX)
+from search import strategies
 from search.config import SearchConfig
-from search.mutation import mutate, random_valid_program
+from search.strategies.base import Candidate, Context, Member, member_data, member_of
 
-
-@dataclass(frozen=True)
-class Member:
-    """A program in the population, with its id and fitness (None until told)."""
-
-    id: int
-    program: Program
-    fitness: float | None
-    lr: dict[str, float] | None = None
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A program asked for, to be evaluated and told back. ``lr_centre``: per task,
-    the multiplier its learning-rate grid is centred on (its parent's choice), or None."""
-
-    id: int
-    parent: int | None
-    program: Program
-    mutation: dict[str, Any]
-    round: int
-    lr_centre: dict[str, float] | None = None
+#: The driver's own keys in the checkpoint; every other key is the strategy's state.
+_DRIVER = ("next_id", "best", "warm_fitness", "told", "rng", "retries", "warm_lr")
 
 
 @dataclass
@@ -62,11 +42,9 @@ class Evolution:
     cfg: SearchConfig
     warm: Program
     rng: np.random.Generator
-    population: deque[Member] = field(default_factory=deque)
+    strategy: strategies.Strategy
+    state: dict[str, Any] | None = None  # the strategy's, from the warm start's result on
     next_id: int = 0
-    round: int = 0
-    round_best: float = FAILED
-    since_improvement: int = 0
     best: Member | None = None
     warm_fitness: float | None = None
     told: int = 0
@@ -75,31 +53,36 @@ class Evolution:
 
     @staticmethod
     def start(cfg: SearchConfig, warm: Program) -> Evolution:
-        evo = Evolution(cfg, warm, np.random.default_rng(cfg.seed))
-        evo._seed_round(Member(-1, warm, None))
-        return evo
+        """A new search; KeyError if ``cfg.method`` names no registered strategy."""
+        return Evolution(cfg, warm, np.random.default_rng(cfg.seed), strategies.get(cfg.method))
+
+    @property
+    def context(self) -> Context:
+        warm = Member(0, self.warm, self.warm_fitness, self.warm_lr)
+        return Context(self.cfg, self.rng, warm, self.best)
+
+    @property
+    def phase(self) -> str:
+        """``warm_start`` until the warm start is told, then ``search``."""
+        return "warm_start" if self.state is None else "search"
 
     # --- ask / tell -------------------------------------------------------------
 
     def ask(self) -> Candidate:
-        """The next program to evaluate. The very first is the warm start itself;
-        a candidate handed back by :meth:`retry` comes before anything new."""
+        """The next program to evaluate: a candidate handed back by :meth:`retry` first;
+        in the warm-start phase the warm start itself (once); then the strategy's."""
         if self.retries:
             return self.retries.pop(0)
         cid = self.next_id
         self.next_id += 1
         if cid == 0:
-            return Candidate(0, None, self.warm, {"kind": "warm_start"}, self.round)
-        if self.cfg.method == "random":
-            program = random_valid_program(self.rng, self.cfg.mutation)
-            return Candidate(cid, None, program, {"kind": "random"}, self.round,
-                             self._centre(None))
-        parent = self._tournament()
-        kinds = ("perturb_constant",) if self.cfg.method == "constants" else None
-        child, mutation = (mutate(parent.program, self.rng, self.cfg.mutation, kinds)
-                           if kinds else mutate(parent.program, self.rng, self.cfg.mutation))
-        return Candidate(cid, parent.id if parent.id >= 0 else 0, child, mutation, self.round,
-                         self._centre(parent))
+            return Candidate(0, None, self.warm, {"kind": "warm_start"}, 0)
+        if self.state is None:
+            raise RuntimeError("the warm start must be told before the search asks for more")
+        proposal = self.strategy.ask(self.context, self.state)
+        parent = proposal.parent
+        return Candidate(cid, None if parent is None else max(parent.id, 0), proposal.program,
+                         proposal.mutation, self.round, self._centre(parent))
 
     def _centre(self, parent: Member | None) -> dict[str, float] | None:
         """Where a child's learning-rate grid is centred: its parent's multipliers
@@ -117,66 +100,49 @@ class Evolution:
     def tell(self, candidate: Candidate, fitness: float, *, lr: dict[str, float] | None = None,
              fresh: bool = True) -> None:
         """Record ``candidate``'s fitness (and the multipliers its evaluation chose per
-        task, ``lr``); may end the round and start the next. A result that is not
-        ``fresh`` (a cache hit) does not count towards the plateau."""
+        task, ``lr``). The warm start's result ends the warm-start phase: the strategy
+        begins from it. A result that is not ``fresh`` (a cache hit) is no new
+        information (regularized evolution's plateau does not count it)."""
         self.told += 1
         fitness = float(fitness) if np.isfinite(fitness) else FAILED
-        if candidate.id == 0:
-            self.warm_fitness, self.warm_lr = fitness, lr
-            self.population = deque(
-                Member(0, m.program, fitness, lr) if m.id == -1 else m for m in self.population)
         member = Member(candidate.id, candidate.program, fitness, lr)
         if fitness > FAILED and (self.best is None or fitness > self.best.fitness):
             self.best = member
-        if candidate.round != self.round:
-            return  # a straggler from an earlier round: counted, not bred from
-        if candidate.id != 0:
-            self.population.append(member)
-            while len(self.population) > self.cfg.population:
-                self.population.popleft()
-        if fitness > self.round_best:
-            self.round_best, self.since_improvement = fitness, 0
-        elif fresh:
-            self.since_improvement += 1
-            if self.since_improvement >= self.cfg.plateau:
-                self._next_round()
+        if candidate.id == 0:
+            self.warm_fitness, self.warm_lr = fitness, lr
+            if self.state is None:
+                self.state = self.strategy.init(self.context)
+            return
+        if self.state is not None:
+            self.strategy.tell(self.context, self.state, member, candidate.round, fresh)
 
-    # --- rounds -------------------------------------------------------------------
+    # --- where the search is ------------------------------------------------------
 
-    def _tournament(self) -> Member:
-        idx = self.rng.choice(len(self.population), size=self.cfg.tournament, replace=True)
-        contenders = [self.population[int(i)] for i in idx]
-        return max(contenders, key=lambda m: FAILED if m.fitness is None else m.fitness)
-
-    def _seed_round(self, seed: Member) -> None:
-        self.population = deque([seed] * self.cfg.population)
-        self.round_best = FAILED if seed.fitness is None else seed.fitness
-        self.since_improvement = 0
-
-    def _next_round(self) -> None:
-        self.round += 1
-        if self.round < self.cfg.restarts or self.best is None:
-            self._seed_round(Member(0, self.warm, self.warm_fitness, self.warm_lr))
-        else:
-            self._seed_round(self.best)
+    @property
+    def round(self) -> int:
+        return 0 if self.state is None else self.strategy.round(self.state)
 
     @property
     def exploring(self) -> bool:
-        return self.round < self.cfg.restarts
+        return self.state is None or self.strategy.exploring(self.context, self.state)
+
+    @property
+    def population(self) -> list[Member]:
+        """The strategy's population, where it keeps one (oldest first)."""
+        return [member_of(d) for d in (self.state or {}).get("population", [])]
+
+    @property
+    def since_improvement(self) -> int:
+        return int((self.state or {}).get("since_improvement", 0))
 
     # --- state ----------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly, as JSON-able data."""
-
-        def member(m: Member | None):
-            return None if m is None else {"id": m.id, "source": m.program.to_source(),
-                                           "fitness": m.fitness, "lr": m.lr}
-
-        return {
-            "population": [member(m) for m in self.population],
-            "next_id": self.next_id, "round": self.round, "round_best": self.round_best,
-            "since_improvement": self.since_improvement, "best": member(self.best),
+        """Everything needed to continue exactly, as JSON-able data: the driver's keys
+        and the strategy's state beside them (the layout runs made before strategies were
+        plug-ins wrote, so they resume as they were)."""
+        return (self.state or {}) | {
+            "next_id": self.next_id, "best": member_data(self.best),
             "warm_fitness": self.warm_fitness, "told": self.told,
             "rng": self.rng.bit_generator.state,
             "retries": [{"id": c.id, "parent": c.parent, "source": c.program.to_source(),
@@ -187,22 +153,20 @@ class Evolution:
 
     @staticmethod
     def from_state(cfg: SearchConfig, warm: Program, state: dict[str, Any]) -> Evolution:
-        sources: dict[str, Program] = {}
-
-        def member(d):
-            if d is None:
-                return None
-            program = sources.get(d["source"]) or sources.setdefault(d["source"],
-                                                                     parse(d["source"]))
-            return Member(d["id"], program, d["fitness"], d.get("lr"))
-
         rng = np.random.default_rng()
         rng.bit_generator.state = state["rng"]
+        own = {k: v for k, v in state.items() if k not in _DRIVER}
+        started = state["warm_fitness"] is not None
+        if started and "population" in own:  # an older run's population: ids and programs
+            for d in own["population"]:
+                parse(d["source"])  # a source that is no program is refused here
         return Evolution(
-            cfg, warm, rng, deque(member(d) for d in state["population"]), state["next_id"],
-            state["round"], state["round_best"], state["since_improvement"],
-            member(state["best"]), state["warm_fitness"], state["told"],
+            cfg, warm, rng, strategies.get(cfg.method), own if started else None,
+            state["next_id"], member_of(state["best"]), state["warm_fitness"], state["told"],
             [Candidate(d["id"], d["parent"], parse(d["source"]), d["mutation"], d["round"],
                        d.get("lr_centre")) for d in state.get("retries", [])],
             state.get("warm_lr"),
         )
+
+
+__all__ = ["FAILED", "Candidate", "Evolution", "Member"]

@@ -322,20 +322,27 @@ class Search:
             cand = Candidate(rec["id"], rec["parent"], program, rec["mutation"], rec["round"])
             keys = (rec["structural_hash"], rec["fingerprint"])
             self.lines = n + 1
-            if rec.get("infra"):
-                self.infra += 1
-                self.evo.retry(cand)
-                continue
-            self.evo.retries = [c for c in self.evo.retries if c.id != cand.id]
-            if not rec["cached"]:
-                self.cache.store(keys, {"fitness": rec["fitness"], "id": rec["id"],
-                                        "lr": lr_of(rec.get("tasks", {})) or None})
-                self.evaluated += 1
-                self.failed += rec["fitness"] <= FAILED
-                self.screened += bool(rec.get("screened"))
-            self.proposals += 1
-            self.evo.tell(cand, rec["fitness"], lr=self._lr(rec), fresh=not rec["cached"])
+            self.proposals += not rec.get("infra")
+            self._absorb(cand, keys, rec, self._lr(rec))
         self.evo.next_id = max(self.evo.next_id, last + 1)
+
+    def _absorb(self, cand: Candidate, keys: tuple[str, str], rec: dict[str, Any],
+                lr: dict[str, float] | None) -> None:
+        """What one history record means to the search, the same whether it was just
+        written or is replayed on resume: a candidate to evaluate again (an
+        infrastructure error), or a result for the cache, the counters and the proposer."""
+        if rec.get("infra"):
+            self.infra += 1
+            self.evo.retry(cand)
+            return
+        self.evo.retries = [c for c in self.evo.retries if c.id != cand.id]
+        if not rec["cached"]:
+            self.cache.store(keys, {"fitness": rec["fitness"], "id": rec["id"],
+                                    "lr": lr_of(rec.get("tasks", {})) or None})
+            self.evaluated += 1
+            self.failed += rec["fitness"] <= FAILED
+            self.screened += bool(rec.get("screened"))
+        self.evo.tell(cand, rec["fitness"], lr=lr, fresh=not rec["cached"])
 
     def _lr(self, record: dict[str, Any]) -> dict[str, float] | None:
         """The multipliers a record's evaluation chose per task (a cache answer: its
@@ -356,8 +363,9 @@ class Search:
 
     def _record(self, cand: Candidate, keys: tuple[str, str], result: dict[str, Any],
                 cached_from: int | None) -> None:
+        """Append a result to the history, then absorb it (:meth:`_absorb`)."""
         infra = bool(result.get("infra"))
-        self.run.append({
+        record = {
             "id": cand.id, "parent": cand.parent, "round": cand.round,
             "mutation": cand.mutation, "source": cand.program.to_source(),
             "structural_hash": keys[0], "fingerprint": keys[1],
@@ -368,14 +376,14 @@ class Search:
             "worker": result.get("worker"), "lr_centre": cand.lr_centre,
             "timing": result.get("timing", {}) | {"finished_at": time.time()},
             "config_hash": self.config_hash,
-        } | {key: result[key] for key in ("skipped", "screened") if result.get(key)})
+        } | {key: result[key] for key in ("skipped", "screened") if result.get(key)}
+        self.run.append(record)
         self.lines += 1
         self.last_id = cand.id
-        if infra:
-            self.evo.retry(cand)
-            return
         lr = result.get("lr") if cached_from is not None else lr_of(result.get("tasks", {}))
-        self.evo.tell(cand, result["fitness"], lr=lr or None, fresh=cached_from is None)
+        self._absorb(cand, keys, record, lr or None)
+        if infra:
+            return
         if cand.id == 0 and self.cfg.lr_grid is not None and not self.baselines:
             self._keep_baselines(result.get("tasks", {}))
 
@@ -527,16 +535,10 @@ class Search:
                 cand, keys = self.inflight.pop(result["id"])
                 self._record(cand, keys, result, cached_from=None)
                 if result.get("infra"):
-                    self.infra += 1
                     self.infra_streak += 1
                     self.last_infra_error = result["error"]
                     continue
                 self.infra_streak = 0
-                self.cache.store(keys, {"fitness": result["fitness"], "id": cand.id,
-                                        "lr": lr_of(result.get("tasks", {})) or None})
-                self.evaluated += 1
-                self.failed += result["fitness"] <= FAILED
-                self.screened += bool(result.get("screened"))
                 if self.evaluated % self.cfg.checkpoint_every == 0:
                     self.checkpoint()
             if progress:
