@@ -739,11 +739,17 @@ def _beside(fields: dict[str, Any], folder: Path) -> dict[str, Any]:
         out["task_modules"] = [str(folder / m) if isinstance(m, str) and m.endswith(".py")
                                and not Path(m).expanduser().is_absolute() else m
                                for m in modules]
-    warm = out.get("warm_start")
-    if (isinstance(warm, str) and warm and is_path(warm)
-            and not Path(warm).expanduser().is_absolute()
-            and ("/" in warm or Path(warm).suffix)):  # a file, not a misspelt library name
-        out["warm_start"] = str(folder / warm)
+    def file(name: Any) -> Any:
+        if (isinstance(name, str) and name and is_path(name)
+                and not Path(name).expanduser().is_absolute()
+                and ("/" in name or Path(name).suffix)):  # a file, not a misspelt library name
+            return str(folder / name)
+        return name
+
+    if "warm_start" in out:
+        out["warm_start"] = file(out["warm_start"])
+    if isinstance(out.get("warm_starts"), list):
+        out["warm_starts"] = [file(w) for w in out["warm_starts"]]
     return out
 
 
@@ -771,6 +777,11 @@ def _config(fields: dict[str, Any], where: str):
         graph.trainable(load_program(cfg.warm_start))
     except ProgramError as e:
         raise InputError(f"{where}: warm_start: {e}") from None
+    for k, spec in enumerate(cfg.warm_starts):
+        try:
+            graph.trainable(load_program(spec))
+        except ProgramError as e:
+            raise InputError(f"{where}: warm_starts.{k}: {e}") from None
     for task in cfg.tasks:
         if task not in names():
             raise InputError(f"{where}: tasks: unknown task {task!r}")

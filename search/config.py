@@ -77,6 +77,12 @@ class SearchConfig(BaseModel):
         "hyperparameter tuning); a module in task_modules may register another.")
     warm_start: str = Field(
         "warmstart", description="Library program name or path of a program file.")
+    warm_starts: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
+        default_factory=list, max_length=64,
+        description="More programs (library names or program files) the exploration "
+        "rounds start from: round r of the first `restarts` starts from the r-th of "
+        "[warm_start, *warm_starts], cyclically, its population that program (evaluated "
+        "first, as the round's first proposal). Empty: every round from warm_start.")
     population: int = Field(32, ge=2, le=1_000_000,
                             description="Population size P (the paper used 1,000).")
     tournament: int = Field(2, ge=1, le=1_000_000, description="Tournament size T.")
@@ -213,7 +219,7 @@ class SearchConfig(BaseModel):
 #: those runs did: a run's ``config.json`` that lacks one reads it so
 #: (:meth:`search.rundir.RunDir.config_fields`), and :meth:`SearchConfig.identity` leaves it out
 #: at that value, so such a run resumes as the search it was.
-ADDED_FIELDS: dict[str, Any] = {"hurdle": None, "judge": "warm_start"}
+ADDED_FIELDS: dict[str, Any] = {"hurdle": None, "judge": "warm_start", "warm_starts": []}
 #: The same for the fields of ``mutation`` (a pydantic default already is the old value).
 ADDED_MUTATION_FIELDS: dict[str, Any] = {"fragment": 0.0}
 

@@ -50,16 +50,19 @@ class Evolution:
     told: int = 0
     retries: list[Candidate] = field(default_factory=list)
     warm_lr: dict[str, float] | None = None
+    starts: tuple[Program, ...] = ()  # the programs of cfg.warm_starts
 
     @staticmethod
-    def start(cfg: SearchConfig, warm: Program) -> Evolution:
-        """A new search; KeyError if ``cfg.method`` names no registered strategy."""
-        return Evolution(cfg, warm, np.random.default_rng(cfg.seed), strategies.get(cfg.method))
+    def start(cfg: SearchConfig, warm: Program, starts: tuple[Program, ...] = ()) -> Evolution:
+        """A new search (``starts``: the programs of ``cfg.warm_starts``); KeyError if
+        ``cfg.method`` names no registered strategy."""
+        return Evolution(cfg, warm, np.random.default_rng(cfg.seed), strategies.get(cfg.method),
+                         starts=tuple(starts))
 
     @property
     def context(self) -> Context:
         warm = Member(0, self.warm, self.warm_fitness, self.warm_lr)
-        return Context(self.cfg, self.rng, warm, self.best)
+        return Context(self.cfg, self.rng, warm, self.best, self.starts)
 
     @property
     def phase(self) -> str:
@@ -152,7 +155,8 @@ class Evolution:
         }
 
     @staticmethod
-    def from_state(cfg: SearchConfig, warm: Program, state: dict[str, Any]) -> Evolution:
+    def from_state(cfg: SearchConfig, warm: Program, state: dict[str, Any],
+                   starts: tuple[Program, ...] = ()) -> Evolution:
         rng = np.random.default_rng()
         rng.bit_generator.state = state["rng"]
         own = {k: v for k, v in state.items() if k not in _DRIVER}
@@ -165,7 +169,7 @@ class Evolution:
             state["next_id"], member_of(state["best"]), state["warm_fitness"], state["told"],
             [Candidate(d["id"], d["parent"], parse(d["source"]), d["mutation"], d["round"],
                        d.get("lr_centre")) for d in state.get("retries", [])],
-            state.get("warm_lr"),
+            state.get("warm_lr"), tuple(starts),
         )
 
 

@@ -199,6 +199,7 @@ class Search:
         self.cfg, self.run = cfg, run
         self.executor: Any = None  # the executor of the current run_until_done
         self.warm = load_program(cfg.warm_start)
+        self.starts = tuple(load_program(spec) for spec in cfg.warm_starts)
         self.inflight: dict[int, tuple[Candidate, tuple[str, str]]] = {}
         self.config_hash = cfg.identity_hash()
         #: What opening the run found and mended, one line each, for the user to read.
@@ -259,13 +260,13 @@ class Search:
     def _start(self, state: dict[str, Any] | None) -> None:
         """The proposer, cache and counters from a checkpoint, or afresh."""
         cfg = self.cfg
-        self.evo, self.cache = Evolution.start(cfg, self.warm), Cache()
+        self.evo, self.cache = Evolution.start(cfg, self.warm, self.starts), Cache()
         self.evaluated = self.proposals = self.lines = 0
         self.failed = self.infra = self.screened = 0
         self.last_id: int | None = None
         if state is None:
             return
-        self.evo = Evolution.from_state(cfg, self.warm, state["evolution"])
+        self.evo = Evolution.from_state(cfg, self.warm, state["evolution"], self.starts)
         self.cache = Cache.from_state(state["cache"])
         self.evaluated, self.proposals = state["evaluated"], state["proposals"]
         self.lines = state["history_lines"]
@@ -291,7 +292,7 @@ class Search:
                     f"{state['evaluated']} evaluations in its first {state['history_lines']} "
                     f"lines, which hold {evaluated})")
         try:
-            Evolution.from_state(self.cfg, self.warm, state["evolution"])
+            Evolution.from_state(self.cfg, self.warm, state["evolution"], self.starts)
             Cache.from_state(state["cache"])
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
             return f"{where}: cannot be loaded ({type(e).__name__}: {e})"

@@ -621,6 +621,13 @@ def test_a_configs_paths_are_its_folders_and_tasks_are_flags_too(tmp_path, capsy
     (folder / "c.yaml").write_text("warm_start: mine.dsl\n")
     (folder / "mine.dsl").write_text("def train(w, g, lr, t):\n  u = g * lr\n  return u\n")
     assert run_search._load_config_file("../cfg/c.yaml")["warm_start"] == "../cfg/mine.dsl"
+    (folder / "c.yaml").write_text("warm_starts: [lion, mine.dsl, bad.dsl]\n")
+    (folder / "bad.dsl").write_text("def train(w, g, lr, t):\n  u = sqr(g)\n  return u\n")
+    assert run_search._load_config_file("../cfg/c.yaml")["warm_starts"] == [
+        "lion", "../cfg/mine.dsl", "../cfg/bad.dsl"]
+    assert run_search.main(["--config", "../cfg/c.yaml"]) == 2
+    assert ("c.yaml: warm_starts.2: ../cfg/bad.dsl: line 2, column 7: unknown function 'sqr'"
+            in capsys.readouterr().err)
     for args, message in ((["--tasks", "bogus/A"], "flags: tasks: unknown task 'bogus/A'"),
                           (["--tasks", " , "], "--tasks: name at least one"),
                           (["--task-modules", "nowhere_tasks.py", "--tasks", "x/A"],

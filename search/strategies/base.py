@@ -71,6 +71,8 @@ class Context:
     rng: np.random.Generator
     warm: Member
     best: Member | None
+    #: The programs of ``cfg.warm_starts``, in order (rounds may start from them).
+    starts: tuple[Program, ...] = ()
 
 
 class Strategy:

@@ -8,10 +8,14 @@ A round ends when its best has not improved for ``plateau`` fresh evaluations (a
 cache hit is a result but no new information, so it does not count): the first
 ``restarts`` rounds start from the warm start (exploration), later ones from the
 best program found (exploitation). A result asked in an earlier round counts, but
-is not bred from.
+is not bred from. With ``warm_starts``, exploration round r starts from the r-th
+program of ``[warm_start, *warm_starts]`` (cyclically): the round's population is
+that program, untold, and the program itself is the round's first proposal
+(``{"kind": "start"}``); its children are asked beside it.
 
-State: ``population`` (members, oldest first), ``round``, ``round_best`` and
-``since_improvement``.
+State: ``population`` (members, oldest first), ``round``, ``round_best``,
+``since_improvement`` and ``start`` (the index in ``warm_starts`` of a round's
+program not asked yet, or None).
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ class RegularizedEvolution(Strategy):
         return state
 
     def ask(self, ctx: Context, state: dict[str, Any]) -> Proposal:
+        if state.get("start") is not None:  # the round's own program, asked first
+            k, state["start"] = state["start"], None
+            return Proposal(ctx.starts[k], None, {"kind": "start",
+                                                  "program": ctx.cfg.warm_starts[k]})
         population = state["population"]
         idx = ctx.rng.choice(len(population), size=ctx.cfg.tournament, replace=True)
         contenders = [population[int(i)] for i in idx]
@@ -62,7 +70,12 @@ class RegularizedEvolution(Strategy):
             if state["since_improvement"] >= ctx.cfg.plateau:
                 state["round"] += 1
                 exploring = state["round"] < ctx.cfg.restarts or ctx.best is None
-                _seed_round(ctx, state, ctx.warm if exploring else ctx.best)
+                k = state["round"] % (1 + len(ctx.starts)) if exploring else 0
+                if k:  # from another warm start: untold until its own result comes
+                    _seed_round(ctx, state, Member(-1, ctx.starts[k - 1], None))
+                    state["start"] = k - 1
+                else:
+                    _seed_round(ctx, state, ctx.warm if exploring else ctx.best)
 
     def exploring(self, ctx: Context, state: dict[str, Any]) -> bool:
         return state["round"] < ctx.cfg.restarts

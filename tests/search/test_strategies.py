@@ -108,3 +108,33 @@ def test_a_strategy_from_outside_the_package_runs_a_search(tmp_path, monkeypatch
         assert again.evaluated == 7 and evo.state["asked"] == again.proposals - 1
     finally:
         strategies.STRATEGIES.pop("greedy_test", None)
+
+
+def test_exploration_rounds_start_in_turn_from_each_warm_start() -> None:
+    """With warm_starts, round r's first proposal is the r-th of [warm_start, *warm_starts]
+    (cyclically) and its children come from it; exploitation rounds from the best."""
+    cfg = SearchConfig(population=3, plateau=2, restarts=4, warm_starts=["lion", "momentum"])
+    starts = (library.get("lion"), library.get("momentum"))
+    evo = Evolution.start(cfg, library.get("warmstart"), starts)
+    evo.tell(evo.ask(), 0.0)
+    firsts = {}
+    for _ in range(40):
+        c = evo.ask()
+        if c.round not in firsts:
+            firsts[c.round] = c
+        evo.tell(c, -1.0 if c.mutation["kind"] != "start" else -0.5)
+    assert evo.round >= 5
+    assert firsts[1].program == library.get("lion") and firsts[1].parent is None
+    assert firsts[1].mutation == {"kind": "start", "program": "lion"}
+    assert firsts[2].program == library.get("momentum")
+    assert firsts[3].mutation["kind"] != "start"  # round 3 is the warm start's again
+    assert firsts[4].mutation["kind"] != "start"  # exploitation: from the best
+    # a round's children descend from its own program once it is told
+    state = json.loads(json.dumps(evo.state_dict()))
+    twin = Evolution.from_state(cfg, library.get("warmstart"), state, starts)
+    assert [twin.ask().program for _ in range(3)] == [evo.ask().program for _ in range(3)]
+
+
+def test_warm_starts_keep_old_runs_identity() -> None:
+    assert SearchConfig().identity_hash() == SearchConfig(warm_starts=[]).identity_hash()
+    assert SearchConfig().identity_hash() != SearchConfig(warm_starts=["lion"]).identity_hash()
