@@ -37,6 +37,15 @@ class MutationConfig(BaseModel):
     fragment: float = Field(
         0.0, ge=0, description="Weight of splicing in a live fragment of a library program "
         "(search/fragments.py): a structural leap. 0 (off) until measured over search seeds.")
+    crossover: float = Field(
+        0.0, ge=0, description="Weight of splicing in a live fragment of a second parent "
+        "(a second tournament's winner): a function the first parent's live code lacks, "
+        "with its slice. 0 (off) until measured over search seeds.")
+    fragment_exclude: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=64,
+        description="Library programs whose fragments are never spliced in, nor any "
+        "fragment holding a function of theirs the warm start lacks (a rediscovery "
+        "search leaves its target out: benchmarks/bench_rediscovery.py).")
     max_length: int = Field(30, ge=1, le=MAX_LIVE, description=(
         "Most statements a program may have (at most 64: the engine's largest program)."))
     max_tries: int = Field(
@@ -49,8 +58,14 @@ class MutationConfig(BaseModel):
     @model_validator(mode="after")
     def _some_weight(self) -> MutationConfig:
         if (self.insert + self.delete + self.change_arg + self.perturb_constant
-                + self.fragment <= 0):
+                + self.fragment + self.crossover <= 0):
             raise ValueError("at least one mutation weight must be positive")
+        from dsl import library
+
+        unknown = [name for name in self.fragment_exclude if name not in library.names()]
+        if unknown:
+            raise ValueError(f"fragment_exclude: {', '.join(map(repr, unknown))} is not a "
+                             "library program")
         return self
 
 
@@ -221,7 +236,8 @@ class SearchConfig(BaseModel):
 #: at that value, so such a run resumes as the search it was.
 ADDED_FIELDS: dict[str, Any] = {"hurdle": None, "judge": "warm_start", "warm_starts": []}
 #: The same for the fields of ``mutation`` (a pydantic default already is the old value).
-ADDED_MUTATION_FIELDS: dict[str, Any] = {"fragment": 0.0}
+ADDED_MUTATION_FIELDS: dict[str, Any] = {"fragment": 0.0, "fragment_exclude": [],
+                                         "crossover": 0.0}
 
 #: Fields a resumed search may change: how much it runs, where, and how fast; not what
 #: it searches (``max_evals`` may grow a run).

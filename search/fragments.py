@@ -157,4 +157,24 @@ def splice(program: Program, fragment: Fragment, rng: np.random.Generator
                    "fragment": "; ".join(st.to_source() for st in inserted)}
 
 
-__all__ = ["MAX_SIZE", "Fragment", "library_fragments", "splice"]
+def crossover(recipient: Program, donor: Program, rng: np.random.Generator
+              ) -> tuple[Program, dict[str, Any]] | None:
+    """``recipient`` with a live fragment of ``donor`` spliced in (:func:`splice`): one of
+    the donor's live statements whose function the recipient's live code lacks, with up
+    to :data:`MAX_SIZE` statements of its slice; None if the donor has none (the same
+    algorithm with other constants has nothing to give)."""
+    have = {recipient.statements[i].op for i in graph.liveness(recipient).statements}
+    live = sorted(graph.liveness(donor).statements)
+    ends = [i for i in live if donor.statements[i].op not in have]
+    if not ends:
+        return None
+    end = ends[int(rng.integers(len(ends)))]
+    fragment = _slice(donor, end, int(rng.integers(1, MAX_SIZE + 1)))
+    made = splice(recipient, fragment, rng)
+    if made is None:
+        return None
+    child, how = made
+    return child, how | {"kind": "crossover"}
+
+
+__all__ = ["MAX_SIZE", "Fragment", "crossover", "library_fragments", "splice"]

@@ -124,6 +124,8 @@ def _describe(run: RunDir, found: RunProgram, records: list[dict[str, Any]],
         what = m["kind"] + (f": {m['statement']}" if "statement" in m else "")
         if m["kind"] == "fragment":  # a library program's fragment, spliced in
             what = f"fragment of {m.get('from')}: {m.get('fragment')}"
+        elif m["kind"] == "crossover":  # a second parent's fragment, spliced in
+            what = f"crossover with {m.get('from')}: {m.get('fragment')}"
         elif m["kind"] == "start":  # a round's own program, one of the config's warm_starts
             what = f"start: {m.get('program')} (one of warm_starts)"
         lines.append(f"  {step['id']:>6} {shown(step['fitness']):>7}  {what}")

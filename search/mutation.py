@@ -2,10 +2,11 @@
 
 Four kinds, as in the Lion search: insert a random statement, delete one,
 change one argument (to another variable in scope or a new constant), and
-perturb a constant (times 2^a, a ~ N(0, 1)); and a structural one, ``fragment``:
-splice in a live fragment of a library program (:mod:`search.fragments`: the sign
-of an interpolation, an orthogonalized momentum, a factored second moment), made
-live at once. A draw that abstract execution
+perturb a constant (times 2^a, a ~ N(0, 1)); and two structural ones: ``fragment``
+splices in a live fragment of a library program (:mod:`search.fragments`: the sign
+of an interpolation, an orthogonalized momentum, a factored second moment), and
+``crossover`` one of a second parent (a function the first parent's live code
+lacks, with its slice), each made live at once. A draw that abstract execution
 rejects is redrawn, up to ``max_tries`` times per kind; then the next kind is
 tried. Dead statements are kept (stepping stones); only validity is required.
 """
@@ -19,10 +20,12 @@ import numpy as np
 from dsl import Program, ProgramError, abstract
 from dsl.program import INPUTS, Statement
 from search.config import MutationConfig
-from search.fragments import library_fragments, splice
+from search.fragments import crossover, library_fragments, splice
 from search.generate import random_constant, random_statement
 
-KINDS = ("insert", "delete", "change_arg", "perturb_constant", "fragment")
+#: The kinds, in the order their weights are drawn by (a kind added later goes last:
+#: with weight 0 it leaves every earlier draw as it was).
+KINDS = ("insert", "delete", "change_arg", "perturb_constant", "fragment", "crossover")
 
 
 def _scope(program: Program, i: int) -> list[str]:
@@ -104,7 +107,7 @@ def _perturb_constant(program: Program, rng: np.random.Generator, cfg: MutationC
 def _fragment(program: Program, rng: np.random.Generator, cfg: MutationConfig):
     if len(program.statements) >= cfg.max_length:
         return None
-    pool = library_fragments()
+    pool = library_fragments(frozenset(cfg.fragment_exclude))
     made = splice(program, pool[int(rng.integers(len(pool)))], rng)
     if made is None or len(made[0].statements) > cfg.max_length:
         return None
@@ -113,6 +116,16 @@ def _fragment(program: Program, rng: np.random.Generator, cfg: MutationConfig):
 
 _APPLY = {"insert": _insert, "delete": _delete, "change_arg": _change_arg,
           "perturb_constant": _perturb_constant, "fragment": _fragment}
+
+
+def _crossover(program: Program, rng: np.random.Generator, cfg: MutationConfig,
+               donor: tuple[int, Program]):
+    if len(program.statements) >= cfg.max_length:
+        return None
+    made = crossover(program, donor[1], rng)
+    if made is None or len(made[0].statements) > cfg.max_length:
+        return None
+    return made[0], made[1] | {"from": donor[0]}
 
 
 def valid(program: Program, shapes: list[tuple[int, ...]]) -> bool:
@@ -127,20 +140,26 @@ def valid(program: Program, shapes: list[tuple[int, ...]]) -> bool:
 
 def mutate(
     program: Program, rng: np.random.Generator, cfg: MutationConfig,
-    kinds: tuple[str, ...] = KINDS,
+    kinds: tuple[str, ...] = KINDS, donor: tuple[int, Program] | None = None,
 ) -> tuple[Program, dict[str, Any]]:
     """A valid child of ``program`` and a description of the mutation.
 
     Kinds are drawn by their weights in ``cfg`` (restricted to ``kinds``); a kind
     that cannot produce a valid child in ``cfg.max_tries`` draws gives way to the
     others. Raises ``RuntimeError`` if none can (a program too constrained).
+    ``donor`` (an id and a program: a second parent) is what ``crossover`` takes a
+    fragment from; without one, crossover is not drawn.
     """
-    weights = np.array([getattr(cfg, k) if k in kinds else 0.0 for k in KINDS])
+    weights = np.array([getattr(cfg, k) if k in kinds and (k != "crossover" or donor)
+                        else 0.0 for k in KINDS])
     remaining = weights.copy()
     while remaining.sum() > 0:
         k = int(rng.choice(len(KINDS), p=remaining / remaining.sum()))
         for _ in range(cfg.max_tries):
-            made = _APPLY[KINDS[k]](program, rng, cfg)
+            if KINDS[k] == "crossover":
+                made = _crossover(program, rng, cfg, donor)
+            else:
+                made = _APPLY[KINDS[k]](program, rng, cfg)
             if made is not None and valid(made[0], cfg.check_shapes):
                 return made
         remaining[k] = 0.0

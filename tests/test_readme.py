@@ -130,6 +130,8 @@ BENCHMARK_SIZES = {
                           "1", "--setting", "default", "--setting", "T1", "tournament=1"],
     "bench_untrusted.py": ["--classes", "resume,numbers"],
     "bench_proposals.py": ["--children", "50"],
+    "bench_rediscovery.py": ["--tasks", "quadratic/A", "--search-seeds", "1", "--evals", "3",
+                             "--jobs", "1", "--trials", "1"],
     "bench_tasks.py": ["--seeds", "3", "--tasks", "quadratic/A", "quadratic/B",
                        "--optimizers", "sgd", "adamw", "--programs", "4",
                        "--search-tasks", "quadratic/A", "--held-out", "quadratic/A"],

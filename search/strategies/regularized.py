@@ -44,13 +44,13 @@ class RegularizedEvolution(Strategy):
             k, state["start"] = state["start"], None
             return Proposal(ctx.starts[k], None, {"kind": "start",
                                                   "program": ctx.cfg.warm_starts[k]})
-        population = state["population"]
-        idx = ctx.rng.choice(len(population), size=ctx.cfg.tournament, replace=True)
-        contenders = [population[int(i)] for i in idx]
-        parent = member_of(max(contenders, key=lambda m: FAILED if m["fitness"] is None
-                               else m["fitness"]))
+        parent = _tournament(ctx, state["population"])
         if self.kinds:
             child, mutation = mutate(parent.program, ctx.rng, ctx.cfg.mutation, self.kinds)
+        elif ctx.cfg.mutation.crossover > 0:  # a second parent, only then (same draws else)
+            donor = _tournament(ctx, state["population"])
+            child, mutation = mutate(parent.program, ctx.rng, ctx.cfg.mutation,
+                                     donor=(max(donor.id, 0), donor.program))
         else:
             child, mutation = mutate(parent.program, ctx.rng, ctx.cfg.mutation)
         return Proposal(child, parent, mutation)
@@ -79,6 +79,14 @@ class RegularizedEvolution(Strategy):
 
     def exploring(self, ctx: Context, state: dict[str, Any]) -> bool:
         return state["round"] < ctx.cfg.restarts
+
+
+def _tournament(ctx: Context, population: list[dict[str, Any]]) -> Member:
+    """The fittest of ``tournament`` members drawn at random (with replacement)."""
+    idx = ctx.rng.choice(len(population), size=ctx.cfg.tournament, replace=True)
+    contenders = [population[int(i)] for i in idx]
+    return member_of(max(contenders, key=lambda m: FAILED if m["fitness"] is None
+                         else m["fitness"]))
 
 
 def _seed_round(ctx: Context, state: dict[str, Any], seed: Member) -> None:

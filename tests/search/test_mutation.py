@@ -55,7 +55,7 @@ def test_every_required_outcome_eventually_appears() -> None:
         if m["kind"] == "change_arg":
             new = child.statements[m["at"]].args[m["arg"]]
             arg_kinds.add("constant" if isinstance(new, float) else "variable")
-    assert set(kinds) == set(KINDS) - {"fragment"}  # off by default
+    assert set(kinds) == set(KINDS) - {"fragment", "crossover"}  # off by default
     assert {0, len(parent.statements)} <= inserted_at
     assert arg_kinds == {"constant", "variable"}
     assert targets == {"new", "existing"}
@@ -116,3 +116,41 @@ def test_fragments_make_valid_children_whose_fragment_is_live() -> None:
     assert live_new >= 20
     # a rediscovery search's pool holds nothing of its target
     assert not any("newton_schulz" in f.text() for f in library_fragments(frozenset({"muon"})))
+
+
+def test_a_config_can_leave_a_target_out_of_the_fragments() -> None:
+    """mutation.fragment_exclude: a rediscovery search is never handed its target's parts,
+    and an earlier run's identity is kept when it is empty."""
+    from search.config import SearchConfig
+
+    cfg = MutationConfig(insert=0, delete=0, change_arg=0, perturb_constant=0, fragment=1.0,
+                         fragment_exclude=["muon"])
+    rng = np.random.default_rng(4)
+    for _ in range(150):
+        child, m = mutate(library.get("warmstart"), rng, cfg)
+        assert m["from"] != "muon" and "newton_schulz" not in m["fragment"]
+    with pytest.raises(ValueError, match="fragment_exclude: 'moun' is not a library program"):
+        MutationConfig(fragment_exclude=["moun"])
+    assert (SearchConfig().identity_hash()
+            == SearchConfig(mutation=MutationConfig(fragment_exclude=[])).identity_hash())
+
+
+def test_crossover_splices_a_function_of_the_second_parent_live() -> None:
+    """A crossover child of AdamW with Lion as the second parent holds, live, a function
+    AdamW's live code lacks (Lion's sign), names its donor, and is valid; a donor that is
+    the same algorithm has nothing to give."""
+    from dsl import graph
+
+    cfg = MutationConfig(insert=0, delete=0, change_arg=0, perturb_constant=0, crossover=1.0)
+    rng = np.random.default_rng(5)
+    adamw, lion = library.get("warmstart"), library.get("lion")
+    have = {st.op for st in graph.remove_dead(adamw).statements}
+    for _ in range(40):
+        child, m = mutate(adamw, rng, cfg, donor=(7, lion))
+        assert m["kind"] == "crossover" and m["from"] == 7
+        live = {st.op for st in graph.remove_dead(child).statements}
+        assert live - have and (live - have) <= {st.op for st in lion.statements}
+    with pytest.raises(RuntimeError, match="no mutation kind"):
+        mutate(adamw, rng, cfg, donor=(1, adamw))  # the same program: nothing to give
+    with pytest.raises(RuntimeError, match="no mutation kind"):
+        mutate(adamw, rng, cfg)  # no second parent: crossover is not drawn

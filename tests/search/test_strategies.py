@@ -138,3 +138,25 @@ def test_exploration_rounds_start_in_turn_from_each_warm_start() -> None:
 def test_warm_starts_keep_old_runs_identity() -> None:
     assert SearchConfig().identity_hash() == SearchConfig(warm_starts=[]).identity_hash()
     assert SearchConfig().identity_hash() != SearchConfig(warm_starts=["lion"]).identity_hash()
+
+
+def test_evolution_with_crossover_asks_children_of_two_parents() -> None:
+    """With mutation.crossover, some children name a second parent from the population
+    (recorded as the mutation's 'from'); at weight 0 no second tournament is drawn, so the
+    default search's draws are those of runs made before (the fixture test above)."""
+    from search.config import MutationConfig
+
+    cfg = SearchConfig(population=6, plateau=50, warm_starts=["lion"], restarts=2,
+                       mutation=MutationConfig(crossover=0.5))
+    evo = Evolution.start(cfg, library.get("warmstart"), (library.get("lion"),))
+    evo.tell(evo.ask(), 0.0)
+    told = {0}
+    kinds = []
+    for k in range(150):
+        c = evo.ask()
+        if c.mutation["kind"] == "crossover":
+            assert c.mutation["from"] in told and c.parent in told
+            kinds.append(c.mutation["kind"])
+        told.add(c.id)
+        evo.tell(c, -0.01 * (k % 7))
+    assert len(kinds) >= 5
