@@ -471,8 +471,7 @@ def _baselines(args: argparse.Namespace) -> None:
     from evaluators.catalog import names as task_names
     from evaluators.tuning import SPACES, Protocol, tune
 
-    _load_task_modules(_names_arg(args.task_modules, "--task-modules")
-                       if args.task_modules else [], "--task-modules")
+    _task_modules_flag(args.task_modules)
     tasks = _names_arg(args.tasks, "--tasks")
     for task in tasks:
         if task not in task_names():
@@ -636,8 +635,7 @@ def _calibrate(program, task: str, task_modules: str) -> tuple[float, str]:
     """The multiplier the wide grid chooses for ``program`` on ``task`` (seeds 0, 1)."""
     from evaluators.catalog import names
 
-    _load_task_modules(_names_arg(task_modules, "--task-modules") if task_modules else [],
-                       "--task-modules")
+    _task_modules_flag(task_modules)
     if task not in names():
         raise InputError(f"--calibrate: unknown task {task!r} (`run_search.py tasks` lists "
                          "them; --task-modules registers your own)")
@@ -788,6 +786,11 @@ def _config(fields: dict[str, Any], where: str):
         if task in held_out():
             raise InputError(f"{where}: tasks: {task!r} is held out for meta-validation")
     return cfg
+
+
+def _task_modules_flag(text: str) -> None:
+    """Import the modules a ``--task-modules`` flag names (comma-separated), if any."""
+    _load_task_modules(_names_arg(text, "--task-modules") if text else [], "--task-modules")
 
 
 def _load_task_modules(modules: list[str], where: str) -> None:
@@ -1134,8 +1137,7 @@ def _main(argv: list[str] | None) -> int:
         elif args.command == "library":
             _library()
         elif args.command == "tasks":
-            _load_task_modules([m.strip() for m in args.task_modules.split(",") if m.strip()],
-                               "--task-modules")
+            _task_modules_flag(args.task_modules)
             tiers = [t.strip() for t in args.time_tiers.split(",") if t.strip()]
             if not tiers or set(tiers) - {"A", "B", "C"}:
                 raise InputError(f"--time-tiers {args.time_tiers!r}: choose among A, B and C, "
