@@ -3,6 +3,7 @@
 chosen by name (the config's ``method``) from this registry. A new one is one module
 and one :func:`register` call::
 
+    from search.mutation import mutate
     from search.strategies import register
     from search.strategies.base import Proposal, Strategy
 
