@@ -543,6 +543,25 @@ def _inspect(args: argparse.Namespace) -> None:
             raise InputError(str(e)) from None
 
 
+def _report(args: argparse.Namespace) -> None:
+    from search import report
+    from search.files import FileError
+    from search.rundir import RunDir, RunDirError
+
+    if not 1 <= args.top <= 1000:
+        raise InputError(f"--top must be from 1 to 1000, got {args.top}")
+    run = RunDir(args.run_dir)
+    try:
+        path = report.write(run, args.top)
+    except (RunDirError, KeyError) as e:
+        raise InputError(str(e).strip("'\"")) from None
+    except FileError as e:
+        if e.disk:
+            raise Stopped(str(e)) from None
+        raise InputError(str(e)) from None
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; open it in a browser, offline)")
+
+
 def _export(args: argparse.Namespace) -> None:
     from dsl.export import export_source, module_name
 
@@ -856,6 +875,26 @@ def _resumed(args: argparse.Namespace, overrides: dict[str, Any]):
     return run
 
 
+def _live_report(run):
+    """What a search calls after each checkpoint: rewrite the run's report. A report that
+    cannot be written is said once and never stops the search."""
+    failed: list[str] = []
+
+    def rewrite() -> None:
+        if failed:
+            return
+        try:
+            from search import report
+
+            report.write(run)
+        except Exception as e:  # noqa: BLE001 -- a view of the search, never its failure
+            failed.append(str(e))
+            print(f"\nnote: the report is no longer rewritten: {type(e).__name__}: "
+                  f"{' '.join(str(e).split())[:200]}", file=sys.stderr)
+
+    return rewrite
+
+
 def _search(args: argparse.Namespace) -> int:
     from search.executor import ClusterError, make_executor
     from search.loop import Search, SearchStopped
@@ -902,6 +941,8 @@ def _search(args: argparse.Namespace) -> int:
         return 1
     print(f"run directory: {run.path}  ({cfg.executor}, {cfg.workers} workers, "
           f"tasks {', '.join(cfg.tasks)})")
+    search.on_checkpoint = _live_report(run)
+    print(f"report: {run.path / 'report.html'} (rewritten at each checkpoint: reload it)")
     untuned = search._untuned()
     if untuned:
         from evaluators.tuning import PROTOCOL
@@ -1110,6 +1151,10 @@ def _main(argv: list[str] | None) -> int:
     ins.add_argument("--top", type=int, default=3, help="how many best programs")
     ins.add_argument("--id", type=int, help="show this program instead")
     ins.add_argument("--plots", action="store_true", help="write progress.png (and funnel.png)")
+    rep = command("report", "write the run's report.html: progress, the lineage of the best "
+                  "as an interactive picture, top programs, funnel, failures (opens offline)")
+    rep.add_argument("run_dir", help="a run directory (safe on a running search)")
+    rep.add_argument("--top", type=int, default=5, help="how many best programs to show")
     export = command("export", "write a program as an optimizer module, OUT/NAME.py")
     export.add_argument("program", help="a run directory (its best program), a .dsl file, "
                                         "or a library name")
@@ -1153,6 +1198,8 @@ def _main(argv: list[str] | None) -> int:
             _funnel(args)
         elif args.command == "inspect":
             _inspect(args)
+        elif args.command == "report":
+            _report(args)
         elif args.command == "baselines":
             _baselines(args)
         else:

@@ -204,6 +204,8 @@ class Search:
         self.config_hash = cfg.identity_hash()
         #: What opening the run found and mended, one line each, for the user to read.
         self.notes: list[str] = []
+        #: Called after each checkpoint is written (the command line rewrites the report).
+        self.on_checkpoint: Callable[[], None] | None = None
         #: Why the last checkpoint could not be written (None when it was).
         self.checkpoint_error: str | None = None
         self.infra_streak = 0
@@ -361,6 +363,8 @@ class Search:
             "screened": self.screened,
             "last_id": self.last_id, "config": self.cfg.identity(),
         })
+        if self.on_checkpoint is not None:
+            self.on_checkpoint()
 
     def _record(self, cand: Candidate, keys: tuple[str, str], result: dict[str, Any],
                 cached_from: int | None) -> None:

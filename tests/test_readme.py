@@ -103,7 +103,7 @@ def small(command: str) -> list[str]:
 def test_the_readme_shows_the_commands_tested_here() -> None:
     shown = {c.split()[2] if len(c.split()) > 2 else "search" for c in commands()}
     assert {"search", "--workers", "--config", "--resume", "--serial", "funnel", "inspect",
-            "simplify", "export"} <= shown
+            "simplify", "export", "report"} <= shown
 
 
 @pytest.mark.parametrize("command", commands())
@@ -130,6 +130,7 @@ BENCHMARK_SIZES = {
                           "1", "--setting", "default", "--setting", "T1", "tournament=1"],
     "bench_untrusted.py": ["--classes", "resume,numbers"],
     "bench_proposals.py": ["--children", "50"],
+    "bench_report.py": ["--programs", "60"],
     "bench_rediscovery.py": ["--tasks", "quadratic/A", "--search-seeds", "1", "--evals", "3",
                              "--jobs", "1", "--trials", "1"],
     "bench_tasks.py": ["--seeds", "3", "--tasks", "quadratic/A", "quadratic/B",

@@ -755,3 +755,23 @@ def test_export_calibrate_chooses_the_learning_rate_by_training(tmp_path) -> Non
     unknown = run_cli("export", "warmstart", "--name", "w3", "--out", str(tmp_path),
                       "--calibrate", "nope/A")
     assert unknown.returncode == 2 and "--calibrate: unknown task 'nope/A'" in unknown.stderr
+
+
+def test_report_writes_the_runs_page_and_a_search_names_it(tmp_path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("tasks: [quadratic/A]\nseeds: [0]\npopulation: 4\njudge: warm_start\n"
+                   "checkpoint_every: 2\n")
+    r = run_cli("--config", str(cfg), "--serial", "--max-evals", "4", "--run-dir",
+                str(tmp_path / "run"))
+    assert r.returncode == 0, r.stderr
+    page = tmp_path / "run" / "report.html"
+    assert f"report: {page} (rewritten at each checkpoint: reload it)" in r.stdout
+    assert page.exists()  # the search wrote it at its checkpoints
+    page.unlink()
+    again = run_cli("report", str(tmp_path / "run"), "--top", "2")
+    assert again.returncode == 0 and f"wrote {page} (" in again.stdout and page.exists()
+    for args, message in ((["report", str(tmp_path)], "is not a run directory"),
+                          (["report", str(tmp_path / "run"), "--top", "0"],
+                           "--top must be from 1 to 1000")):
+        bad = run_cli(*args)
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr
