@@ -876,12 +876,16 @@ def _resumed(args: argparse.Namespace, overrides: dict[str, Any]):
 
 
 def _live_report(run):
-    """What a search calls after each checkpoint: rewrite the run's report. A report that
-    cannot be written is said once and never stops the search."""
+    """What a search calls after each checkpoint: rewrite the run's report, at most once
+    in ten times the last rewrite took (and 10 s), so that drawing it never costs the
+    search more than a tenth of its time; ``rewrite(final=True)`` always does. A report
+    that cannot be written is said once and never stops the search."""
     failed: list[str] = []
+    last = {"at": -math.inf, "took": 1.0}
 
-    def rewrite() -> None:
-        if failed:
+    def rewrite(final: bool = False) -> None:
+        now = time.monotonic()
+        if failed or (not final and now - last["at"] < max(10.0, 10 * last["took"])):
             return
         try:
             from search import report
@@ -891,6 +895,7 @@ def _live_report(run):
             failed.append(str(e))
             print(f"\nnote: the report is no longer rewritten: {type(e).__name__}: "
                   f"{' '.join(str(e).split())[:200]}", file=sys.stderr)
+        last["at"], last["took"] = time.monotonic(), time.monotonic() - now
 
     return rewrite
 
@@ -941,7 +946,7 @@ def _search(args: argparse.Namespace) -> int:
         return 1
     print(f"run directory: {run.path}  ({cfg.executor}, {cfg.workers} workers, "
           f"tasks {', '.join(cfg.tasks)})")
-    search.on_checkpoint = _live_report(run)
+    live = search.on_checkpoint = _live_report(run)
     print(f"report: {run.path / 'report.html'} (rewritten at each checkpoint: reload it)")
     untuned = search._untuned()
     if untuned:
@@ -982,6 +987,7 @@ def _search(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        live(final=True)  # the report as the search ended, whatever ended it
     print()
     best = run.best()
     if best is None:

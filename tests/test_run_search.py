@@ -75,10 +75,12 @@ def test_a_small_search_runs_end_to_end(tmp_path) -> None:
     source = best.program.to_source().rstrip("\n").split("\n")
     assert lines[head + 1: head + 1 + len(source)] == source
     assert lines[head + 1 + len(source)] == f"what it is: {run.identify(best).describe()}"
-    # the judge first: AdamW tuned on the run's task, kept in the run
-    assert lines[1].startswith("the judge: tuning AdamW (16 quasi-random trials x 3 learning "
+    # the run's report named at once; then the judge: AdamW tuned on the run's task
+    assert lines[1] == f"report: {run.path / 'report.html'} (rewritten at each checkpoint: " \
+                       "reload it)"
+    assert lines[2].startswith("the judge: tuning AdamW (16 quasi-random trials x 3 learning "
                                "rates, on lr, betas and weight decay) on quadratic/A, seeds 0")
-    assert lines[2].startswith("judge on quadratic/A: adamw tuned (16 quasi-random trials")
+    assert lines[3].startswith("judge on quadratic/A: adamw tuned (16 quasi-random trials")
     assert run.baselines()["quadratic/A"]["tuned"]["program"] == "adamw"
     cache = run.checkpoint()["cache"]
     rate = cache["hits"] / cache["lookups"] if cache["lookups"] else 0.0
