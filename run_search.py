@@ -879,7 +879,9 @@ def _live_report(run):
     """What a search calls after each checkpoint: rewrite the run's report, at most once
     in ten times the last rewrite took (and 10 s), so that drawing it never costs the
     search more than a tenth of its time; ``rewrite(final=True)`` always does. A report
-    that cannot be written is said once and never stops the search."""
+    that cannot be written is no longer rewritten and never stops the search: why is kept
+    in ``rewrite.failed``, said when the search ends (a full disk that stops the search is
+    said once, by the search)."""
     failed: list[str] = []
     last = {"at": -math.inf, "took": 1.0}
 
@@ -892,11 +894,10 @@ def _live_report(run):
 
             report.write(run)
         except Exception as e:  # noqa: BLE001 -- a view of the search, never its failure
-            failed.append(str(e))
-            print(f"\nnote: the report is no longer rewritten: {type(e).__name__}: "
-                  f"{' '.join(str(e).split())[:200]}", file=sys.stderr)
+            failed.append(f"{type(e).__name__}: {' '.join(str(e).split())[:200]}")
         last["at"], last["took"] = time.monotonic(), time.monotonic() - now
 
+    rewrite.failed = failed  # type: ignore[attr-defined]
     return rewrite
 
 
@@ -1012,6 +1013,9 @@ def _search(args: argparse.Namespace) -> int:
         print(f"what it is: {run.identify(best).describe()}")
     _errors(run)
     print(f"cache hit rate {search.cache.hit_rate:.1%}; run directory: {run.path}")
+    if live.failed:
+        print(f"note: {run.path / 'report.html'} was not rewritten: {live.failed[0]}",
+              file=sys.stderr)
     if cfg.funnel_top:
         print(f"funnel: the {cfg.funnel_top} best programs on tiers B and C and held-out tasks")
         _funnel(argparse.Namespace(run_dir=str(run.path), top=cfg.funnel_top, margin=0.0,

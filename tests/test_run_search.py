@@ -777,3 +777,21 @@ def test_report_writes_the_runs_page_and_a_search_names_it(tmp_path) -> None:
                            "--top must be from 1 to 1000")):
         bad = run_cli(*args)
         assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_report_that_cannot_be_written_never_stops_the_search(tmp_path) -> None:
+    """The report is a view: a search whose report.html cannot be written (here a folder
+    stands in its place) goes on to its end and says so once, at the end."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("tasks: [quadratic/A]\nseeds: [0]\npopulation: 4\njudge: warm_start\n")
+    first = run_cli("--config", str(cfg), "--serial", "--max-evals", "2", "--run-dir",
+                    str(tmp_path / "run"))
+    assert first.returncode == 0, first.stderr
+    (tmp_path / "run" / "report.html").unlink()
+    (tmp_path / "run" / "report.html").mkdir()
+    r = run_cli("--resume", str(tmp_path / "run"), "--serial", "--max-evals", "4")
+    assert r.returncode == 0, r.stderr
+    notes = [line for line in r.stderr.splitlines() if "report.html" in line]
+    assert len(notes) == 1 and notes[0].startswith(
+        f"note: {tmp_path / 'run' / 'report.html'} was not rewritten: "), r.stderr
+    assert "best program" in r.stdout and "Traceback" not in r.stderr
