@@ -73,8 +73,8 @@ def _stoppable(work, what: str) -> None:
             worker.join(0.2)
     except KeyboardInterrupt:
         # a file under way is finished (atomic writes take milliseconds), none is begun
-        held = [lock.acquire(timeout=5) for lock in (files.WRITING, baselines.WRITING)]
-        del held
+        for lock in (files.WRITING, baselines.WRITING):
+            lock.acquire(timeout=5)
         print(f"\nstopped (Ctrl-C): {what}; run the same command to continue",
               file=sys.stderr, flush=True)
         sys.stdout.flush()
@@ -615,7 +615,6 @@ def _export(args: argparse.Namespace) -> None:
             print(f"note: the default learning rate {lr:.4g} was {edge}")
     text = export_source(program, args.name, hyperparameters=hyper, origin=origin,
                          learning_rate=lr, learning_rate_note=note)
-
     compile(text, str(target), "exec")  # a module that would not import is never written
     _write(target, text, "--out")
     print(f"wrote {target}")
@@ -627,8 +626,7 @@ def _found_lr(spec: str, run, program_id: int | None) -> tuple[float, str] | Non
     if run is not None:
         from search.funnel import calibrated_lr
 
-        found = run.best() if program_id is None else run.program(program_id)
-        return calibrated_lr(run, found.id)
+        return calibrated_lr(run, run.best().id if program_id is None else program_id)
     from search.loop import declared_lr, is_path, program_text
 
     return declared_lr(program_text(spec)) if is_path(spec) else None
@@ -685,7 +683,6 @@ def _calibrate(program, task: str, task_modules: str) -> tuple[float, str]:
 
 
 def _write(target: Path, text: str, flag: str) -> None:
-
     """Write a file the user asked for, whole or not at all (a full disk leaves no empty
     module), or say in one line why it cannot be."""
     from search.files import FileError, replace

@@ -45,7 +45,7 @@ def shares(cfg: MutationConfig, children: int, chain: int, seed: int) -> dict[st
         child = warm
         for _ in range(chain):
             child, _ = mutate(child, rng, cfg)
-        live = {st.op for st in graph.remove_dead(child).statements}
+        live = graph.live_ops(child)
         counts["same skeleton"] += abstract.skeleton_hash(child) == warm_skeleton
         counts["new live function"] += bool(live - warm_ops)
         counts["live newton_schulz"] += "newton_schulz" in live

@@ -56,16 +56,9 @@ def arms(target: str) -> dict[str, dict]:
                            "warm_starts": starts, "restarts": 1 + len(starts)}}
 
 
-def live_ops(program) -> set[str]:
-    from dsl import graph
-
-    live = graph.liveness(program).statements
-    return {st.op for i, st in enumerate(program.statements) if i in live}
-
-
 def one_search(arm: str, seed: int, fields: dict, target: str, out: str, trials: int) -> dict:
     """One search and its best judged on the held-out task; the figures as a dict."""
-    from dsl import parse
+    from dsl import graph, parse
     from evaluators.evaluate import evaluate
     from evaluators.fitness import FAILED
     from evaluators.grid import WIDE
@@ -88,10 +81,10 @@ def one_search(arm: str, seed: int, fields: dict, target: str, out: str, trials:
             continue
         fresh += 1
         if (not first and r["fitness"] > FAILED
-                and function in live_ops(parse(r["source"]))):
+                and function in graph.live_ops(parse(r["source"]))):
             first = fresh
     best = run.best()
-    holds = function in live_ops(best.program)
+    holds = function in graph.live_ops(best.program)
     r = evaluate(best.program, HELD_OUT, HELD_OUT_SEEDS, lr_grid=WIDE, baseline_value=1.0)
     metrics = [] if r.failed else list(r.metrics)
     versus = {}

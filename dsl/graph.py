@@ -100,6 +100,17 @@ def _liveness(program: Program) -> Liveness:
     return Liveness(frozenset(kinds["stmt"]), frozenset(kinds["state"]), frozenset(kinds["in"]))
 
 
+def live_ops(program: Program) -> frozenset[str]:
+    """The functions of the statements that reach the update (across steps).
+
+    >>> from dsl import library
+    >>> sorted(live_ops(library.get("lion")))
+    ['add', 'interp', 'mul', 'sign']
+    """
+    statements = liveness(program).statements
+    return frozenset(st.op for i, st in enumerate(program.statements) if i in statements)
+
+
 def remove_dead(program: Program) -> Program:
     """``program`` without dead statements and dead states.
 

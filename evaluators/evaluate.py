@@ -366,7 +366,6 @@ def train_runs(program: Program, task_names: list[str], seeds: tuple[int, ...],
         r = evaluate(program, name, seeds, lr_grid=lr_grid, baseline_value=1.0,
                      progress=progress)
         if progress:
-
             what = (r.error or "diverged at every learning rate" if r.failed else
                     f"metric {np.mean(r.metrics):.4g} at lr x{r.lr_multiplier:.3g}"
                     f"{' (the edge of the grid)' if r.lr_at_edge else ''}")

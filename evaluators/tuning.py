@@ -238,7 +238,6 @@ def tune(program: str, task: str | Task, seeds: tuple[int, ...] = (0, 1),
     chosen = library.get(program, **best.hyperparameters) if space else defaults
     r = evaluate(chosen, task, seeds, lr_grid=final_grid, centre=best.lr_multiplier,
                  baseline_value=1.0, progress=lambda line: say(f"{program} refined on {line}"))
-
     if r.failed:  # the best trial diverged when trained again: impossible unless broken
         raise RuntimeError(f"tuning {program} on {task.name}: its best trial "
                            f"({_hp(best.hyperparameters)}) failed when refined: {r.error}")

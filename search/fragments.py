@@ -163,7 +163,7 @@ def crossover(recipient: Program, donor: Program, rng: np.random.Generator
     the donor's live statements whose function the recipient's live code lacks, with up
     to :data:`MAX_SIZE` statements of its slice; None if the donor has none (the same
     algorithm with other constants has nothing to give)."""
-    have = {recipient.statements[i].op for i in graph.liveness(recipient).statements}
+    have = graph.live_ops(recipient)
     live = sorted(graph.liveness(donor).statements)
     ends = [i for i in live if donor.statements[i].op not in have]
     if not ends:

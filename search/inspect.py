@@ -120,16 +120,25 @@ def _describe(run: RunDir, found: RunProgram, records: list[dict[str, Any]],
     lines.append(diff(source, warm).rstrip() or "  (none)")
     lines.append("lineage:")
     for step in lineage(records, found.id):
-        m = step["mutation"]
-        what = m["kind"] + (f": {m['statement']}" if "statement" in m else "")
-        if m["kind"] == "fragment":  # a library program's fragment, spliced in
-            what = f"fragment of {m.get('from')}: {m.get('fragment')}"
-        elif m["kind"] == "crossover":  # a second parent's fragment, spliced in
-            what = f"crossover with {m.get('from')}: {m.get('fragment')}"
-        elif m["kind"] == "start":  # a round's own program, one of the config's warm_starts
-            what = f"start: {m.get('program')} (one of warm_starts)"
-        lines.append(f"  {step['id']:>6} {shown(step['fitness']):>7}  {what}")
+        lines.append(f"  {step['id']:>6} {shown(step['fitness']):>7}  "
+                     f"{how_made(step['mutation'])}")
     return lines
+
+
+def how_made(mutation: dict[str, Any]) -> str:
+    """How a program was made, in a line: the mutation or operator, and what it changed.
+
+    >>> how_made({"kind": "crossover", "from": 7, "fragment": "f0_1 = sign(m)"})
+    'crossover with 7: f0_1 = sign(m)'
+    """
+    kind = str(mutation.get("kind", "?"))
+    if kind == "fragment":  # a library program's fragment, spliced in
+        return f"fragment of {mutation.get('from')}: {mutation.get('fragment')}"
+    if kind == "crossover":  # a second parent's fragment, spliced in
+        return f"crossover with {mutation.get('from')}: {mutation.get('fragment')}"
+    if kind == "start":  # a round's own program, one of the config's warm_starts
+        return f"start: {mutation.get('program')} (one of warm_starts)"
+    return kind + (f": {mutation['statement']}" if "statement" in mutation else "")
 
 
 def shown(fitness: float | None) -> str:

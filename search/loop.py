@@ -106,7 +106,6 @@ def declared_lr(text: str) -> tuple[float, str] | None:
 
 
 def load_program(spec: str) -> Program:
-
     """A library program by name, or a program file by path (see :func:`is_path`)."""
     try:
         named = is_path(spec) and (bool(Path(spec).suffix) or files.exists(spec))

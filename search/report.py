@@ -32,7 +32,7 @@ from typing import Any
 
 from search import files
 from search.evolution import FAILED
-from search.inspect import diff, error_summary, lineage_graph, shown
+from search.inspect import diff, error_summary, how_made, lineage_graph, shown
 from search.rundir import RunDir
 
 FILE = "report.html"
@@ -48,18 +48,6 @@ def _json(data: Any) -> str:
     """JSON that is safe inside a <script> element."""
     return (json.dumps(data, separators=(",", ":"), allow_nan=False)
             .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
-
-
-def _what(m: dict[str, Any]) -> str:
-    """How a program was made, in a line (as inspect's lineage says it)."""
-    kind = str(m.get("kind", "?"))
-    if kind == "fragment":
-        return f"fragment of {m.get('from')}: {m.get('fragment')}"
-    if kind == "crossover":
-        return f"crossover with {m.get('from')}: {m.get('fragment')}"
-    if kind == "start":
-        return f"start: {m.get('program')}"
-    return kind + (f": {m['statement']}" if "statement" in m else "")
 
 
 def _progress(records: list[dict[str, Any]]):
@@ -136,7 +124,7 @@ def lineage_nodes(run: RunDir, records: list[dict[str, Any]], top: int = LINEAGE
         skeleton = r.get("skeleton", "")
         nodes[i] = {"id": i, "parent": r["parent"] if parent is not None else None,
                     "order": order[i], "fitness": None if fitness <= FAILED else fitness,
-                    "what": _what(r["mutation"]), "change": change,
+                    "what": how_made(r["mutation"]), "change": change,
                     "new_skeleton": parent is not None and first_of.get(skeleton) == i,
                     "source": r["source"],
                     "diff": diff(r["source"], parent["source"]) if parent else ""}

@@ -92,7 +92,6 @@ def test_named_constants_keep_their_names_where_they_stay():
 
 
 def test_the_warm_starts_scale_on_lr_is_folded():
-
     """The warm start carries its step as ``lr = lr * 0.001``: exported, lr is the step."""
     q, factor = _fold(library.get("warmstart"))
     assert factor == pytest.approx(0.001)
@@ -100,7 +99,6 @@ def test_the_warm_starts_scale_on_lr_is_folded():
 
 
 def test_library_programs_keep_their_updates():
-
     for name in library.names():
         p = library.get(name)
         q, factor = _fold(p)
